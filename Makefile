@@ -1,0 +1,78 @@
+# haproxy-systemd-wrapper — build, run, test, bench, install.
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+UNITDIR ?= /lib/systemd/system
+DESTDIR ?=
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GO      ?= go
+BIN     := build/haproxy-systemd-wrapper
+RUN_DIR := $(CURDIR)/build/run
+UNITS   := haproxy.service haproxy-forking.service haproxy-legacy.service
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build deps run test unit-test lint fuzz bench units install clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./wrapper
+
+# deps installs what the wrapper and its tests need from Debian's packages
+# when it is missing: haproxy (its install script must not start a haproxy of
+# its own, hence the temporary policy-rc.d) and systemd (for the real-systemd
+# tests).
+deps:
+	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || [ ! -x /lib/systemd/systemd ]; then \
+		echo "installing haproxy and systemd with apt-get"; \
+		set -e; made=0; \
+		if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
+		apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd >/dev/null; \
+		if [ $$made = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	fi
+	@/usr/sbin/haproxy -v | head -1
+
+# run: the wrapper in the foreground on the demo config (127.0.0.1:8080).
+# curl 127.0.0.1:8080; kill -USR2 <pid> or "make reload" reloads; Ctrl-C stops.
+run: deps build
+	@mkdir -p $(RUN_DIR)
+	@echo "demo: curl http://127.0.0.1:8080/  ·  reload: kill -USR2 <wrapper pid> or 'make reload'  ·  stop: Ctrl-C"
+	HSW_RUN=$(RUN_DIR) CONFIG=$(CURDIR)/testdata/demo.cfg PIDFILE=$(RUN_DIR)/haproxy.pid \
+	HAPROXY_STATS_SOCKET=$(RUN_DIR)/admin.sock HAPROXY_WRAPPER_CONTROL_SOCKET=$(RUN_DIR)/control.sock \
+	HAPROXY_WRAPPER_RUNTIME_DIR=$(RUN_DIR)/gen HAPROXY_WRAPPER_PIDFILE=$(RUN_DIR)/wrapper.pid \
+	exec $(BIN)
+
+reload status:
+	HAPROXY_WRAPPER_CONTROL_SOCKET=$(RUN_DIR)/control.sock $(BIN) $@
+
+# test: every test, against the real haproxy and a real systemd.
+test: deps lint
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) fuzz
+
+lint:
+	@test -z "$$(gofmt -l wrapper)" || { gofmt -l wrapper; echo "gofmt: run gofmt -w wrapper"; exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	$(GO) run $(STATICCHECK) ./...
+
+fuzz:
+	$(GO) test ./wrapper -run '^$$' -fuzz '^FuzzParseShowInfo$$' -fuzztime 15s
+	$(GO) test ./wrapper -run '^$$' -fuzz '^FuzzParsePIDs$$' -fuzztime 15s
+
+bench: deps build
+	$(GO) run ./wrapper/bench -wrapper $(BIN)
+
+units: $(addprefix build/,$(UNITS))
+
+build/%.service: contrib/systemd/%.service.in
+	@mkdir -p build
+	sed 's:@SBINDIR@:$(SBINDIR):g' $< > $@
+
+install: build units
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/haproxy-systemd-wrapper
+	for u in $(UNITS); do install -D -m 0644 build/$$u $(DESTDIR)$(UNITDIR)/$$u; done
+	install -D -m 0644 contrib/systemd/overwrite.conf $(DESTDIR)/usr/share/doc/haproxy-systemd-wrapper/overwrite.conf
+
+clean:
+	rm -rf build

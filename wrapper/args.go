@@ -1,0 +1,160 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// legacyPIDFile is the C wrapper's default haproxy pid file.
+const legacyPIDFile = "/run/haproxy.pid"
+
+// errUsage marks command-line and environment mistakes (exit code 64).
+var errUsage = errors.New("usage")
+
+// Invocation is the wrapper's reading of its haproxy arguments.
+type Invocation struct {
+	// Args are the user's haproxy arguments without the start-mode flags the
+	// wrapper owns (-D, -Ds, -db) and without -p FILE, plus -f $CONFIG and
+	// when they were implied by the environment.
+	Args    []string
+	PIDFile string   // from -p, else $PIDFILE, else /run/haproxy.pid
+	Daemon  bool     // -D: fork for Type=forking
+	Dropped []string // flags removed from the command line, for the log
+}
+
+// haproxy options that take one value: a scan for -p/-f must skip the value,
+// so that "-L -p" is not read as a pid file.
+var valueOpts = map[string]bool{"-f": true, "-p": true, "-m": true, "-N": true, "-L": true,
+	"-C": true, "-n": true, "-x": true, "-S": true}
+
+// parseInvocation reads the wrapper's arguments the way the legacy wrapper did
+// (every argument is haproxy's) and applies CONFIG and PIDFILE.
+func parseInvocation(args []string, config, pidfile string) (Invocation, error) {
+	inv := Invocation{}
+	hasConfig := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "-D":
+			inv.Daemon = true
+			inv.Dropped = append(inv.Dropped, a)
+			continue
+		case a == "-Ds" || a == "-db":
+			inv.Dropped = append(inv.Dropped, a)
+			continue
+		case a == "-W" || a == "-Ws":
+			return inv, fmt.Errorf("%w: %s (master-worker mode) would make haproxy its own supervisor: remove it, the wrapper supervises haproxy itself", errUsage, a)
+		case a == "-sf" || a == "-st":
+			return inv, fmt.Errorf("%w: %s is the wrapper's to set on reloads: remove it from the command line", errUsage, a)
+		case a == "-x":
+			return inv, fmt.Errorf("%w: -x is the wrapper's to set on reloads: set HAPROXY_STATS_SOCKET instead", errUsage)
+		case a == "-p":
+			if i+1 >= len(args) || args[i+1] == "" {
+				return inv, fmt.Errorf("%w: -p needs a pid file path", errUsage)
+			}
+			inv.PIDFile = args[i+1]
+			i++
+			continue
+		case a == "-f":
+			if i+1 >= len(args) || args[i+1] == "" {
+				return inv, fmt.Errorf("%w: -f needs a configuration file or folder (is $CONFIG empty in the unit?)", errUsage)
+			}
+			hasConfig = true
+		}
+		inv.Args = append(inv.Args, a)
+		if valueOpts[a] && i+1 < len(args) {
+			i++
+			inv.Args = append(inv.Args, args[i])
+		}
+	}
+	if !hasConfig {
+		if config == "" {
+			return inv, fmt.Errorf("%w: no haproxy configuration: pass -f FILE or set CONFIG", errUsage)
+		}
+		inv.Args = append(inv.Args, "-f", config)
+	}
+	if inv.PIDFile == "" {
+		inv.PIDFile = pidfile
+	}
+	if inv.PIDFile == "" {
+		inv.PIDFile = legacyPIDFile
+	}
+	return inv, nil
+}
+
+// StartMode is how a haproxy generation is run and known to be ready.
+type StartMode int
+
+const (
+	// ModeForeground (haproxy >= 1.8): "-db", one process per generation, the
+	// wrapper writes the pid file; ready when the generation answers on its
+	// private readiness socket.
+	ModeForeground StartMode = iota
+	// ModeLegacy (haproxy <= 1.7): "-Ds", haproxy writes the pid file; ready
+	// when haproxy closes the HAPROXY_WRAPPER_FD pipe.
+	ModeLegacy
+)
+
+func (m StartMode) String() string {
+	if m == ModeLegacy {
+		return "legacy -Ds"
+	}
+	return "foreground -db"
+}
+
+// childArgs builds a generation's command line (argv[1:]). oldPids are passed
+// with -sf, statsSocket with -x (only when there are old pids: a first start
+// has nothing to take sockets from). readyCfg is the wrapper's extra config
+// file that declares the readiness socket (foreground mode only).
+func childArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, readyCfg string) []string {
+	out := append([]string(nil), inv.Args...)
+	if mode == ModeLegacy {
+		out = append(out, "-p", inv.PIDFile, "-Ds")
+	} else {
+		out = append(out, "-f", readyCfg, "-db")
+	}
+	if len(oldPids) > 0 {
+		out = append(out, "-sf")
+		for _, p := range oldPids {
+			out = append(out, strconv.Itoa(p))
+		}
+		if statsSocket != "" {
+			out = append(out, "-x", statsSocket)
+		}
+	}
+	return out
+}
+
+// checkArgs builds the configuration check's command line (argv[1:]). It is
+// run without -q: haproxy -c -q prints nothing on a bad config.
+func checkArgs(inv Invocation) []string {
+	return append(append([]string(nil), inv.Args...), "-c")
+}
+
+var versionRe = regexp.MustCompile(`HA-?Proxy version (\d+)\.(\d+)(\S*)`)
+
+// parseVersion reads the output of "haproxy -v".
+func parseVersion(out string) (major, minor int, full string, err error) {
+	m := versionRe.FindStringSubmatch(out)
+	if m == nil {
+		first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+		if len(first) > 80 {
+			first = first[:80]
+		}
+		return 0, 0, "", fmt.Errorf("no version in 'haproxy -v' output %q", first)
+	}
+	major, _ = strconv.Atoi(m[1])
+	minor, _ = strconv.Atoi(m[2])
+	return major, minor, m[1] + "." + m[2] + m[3], nil
+}
+
+// modeFor chooses the start mode by haproxy's version.
+func modeFor(major, minor int) StartMode {
+	if major < 1 || (major == 1 && minor <= 7) {
+		return ModeLegacy
+	}
+	return ModeForeground
+}

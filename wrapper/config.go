@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Settings is everything the wrapper reads from its environment. Every field
+// has an explicit envconfig tag and no prefix, so the variable names are the
+// ones documented in the README and in `haproxy-systemd-wrapper --help`.
+type Settings struct {
+	// Legacy and unit-file variables.
+	Config      string `envconfig:"CONFIG" desc:"haproxy configuration file or directory; adds -f $CONFIG when the arguments carry no -f"`
+	PIDFile     string `envconfig:"PIDFILE" desc:"haproxy's pid file; adds -p $PIDFILE when the arguments carry no -p (legacy default /run/haproxy.pid)"`
+	StatsSocket string `envconfig:"HAPROXY_STATS_SOCKET" desc:"admin stats socket declared with 'expose-fd listeners': passed as -x on reloads (zero-loss socket handover), read for status and health"`
+
+	// The wrapper's own settings.
+	HAProxyBin    string        `envconfig:"HAPROXY_BIN" desc:"haproxy binary (default: 'haproxy' next to the wrapper, X for X-systemd-wrapper, else /usr/sbin/haproxy)"`
+	ControlSocket string        `envconfig:"HAPROXY_WRAPPER_CONTROL_SOCKET" default:"/run/haproxy-systemd-wrapper.sock" desc:"unix socket (mode 0600) used by 'haproxy-systemd-wrapper reload' and 'status'"`
+	WrapperPID    string        `envconfig:"HAPROXY_WRAPPER_PIDFILE" default:"/run/haproxy-systemd-wrapper.pid" desc:"the wrapper's own pid file, written in -D (Type=forking) mode for PIDFile="`
+	RuntimeDir    string        `envconfig:"HAPROXY_WRAPPER_RUNTIME_DIR" default:"/run/haproxy-systemd-wrapper" desc:"private folder for the per-generation readiness sockets"`
+	StartTimeout  time.Duration `envconfig:"HAPROXY_WRAPPER_START_TIMEOUT" default:"60s" desc:"how long a new haproxy generation may take to serve before the start or reload counts as failed"`
+	StopTimeout   time.Duration `envconfig:"HAPROXY_WRAPPER_STOP_TIMEOUT" default:"0s" desc:"after a stop signal, SIGKILL haproxy processes still alive after this long (0: wait, and let systemd's TimeoutStopSec= act)"`
+	StatusPeriod  time.Duration `envconfig:"HAPROXY_WRAPPER_STATUS_INTERVAL" default:"5s" desc:"how often the STATUS= line is refreshed from the stats socket"`
+	LogLevel      string        `envconfig:"HAPROXY_WRAPPER_LOG_LEVEL" default:"info" desc:"err, warning, notice, info or debug"`
+
+	// systemd's variables (read, never passed on to haproxy).
+	NotifySocket string `envconfig:"NOTIFY_SOCKET" desc:"set by systemd for Type=notify: path or @abstract"`
+	WatchdogUSec int64  `envconfig:"WATCHDOG_USEC" desc:"set by systemd when WatchdogSec= is set"`
+	WatchdogPID  int    `envconfig:"WATCHDOG_PID" desc:"set by systemd: the pid the watchdog is meant for"`
+}
+
+// loadSettings reads the environment. envconfig accepts empty values; the
+// wrapper does not where a value is needed, and says which variable is wrong.
+func loadSettings() (Settings, error) {
+	var s Settings
+	if err := envconfig.Process("", &s); err != nil {
+		return s, fmt.Errorf("environment: %w", err)
+	}
+	return s, s.validate(os.LookupEnv)
+}
+
+// validate rejects values that are set but unusable. lookup tells whether a
+// variable is present at all (so CONFIG="" is an error, CONFIG unset is not).
+func (s Settings) validate(lookup func(string) (string, bool)) error {
+	for _, name := range []string{"CONFIG", "PIDFILE", "HAPROXY_STATS_SOCKET", "HAPROXY_BIN",
+		"HAPROXY_WRAPPER_CONTROL_SOCKET", "HAPROXY_WRAPPER_PIDFILE", "HAPROXY_WRAPPER_RUNTIME_DIR"} {
+		if v, ok := lookup(name); ok && strings.TrimSpace(v) == "" {
+			return fmt.Errorf("%s is set but empty: give it a value or unset it", name)
+		}
+	}
+	for name, v := range map[string]string{
+		"HAPROXY_WRAPPER_CONTROL_SOCKET": s.ControlSocket,
+		"HAPROXY_STATS_SOCKET":           s.StatsSocket,
+	} {
+		if len(v) > 107 {
+			return fmt.Errorf("%s is %d bytes long: unix socket paths are limited to 107 bytes, choose a shorter path", name, len(v))
+		}
+	}
+	if len(filepath.Join(s.RuntimeDir, "gen-999999999.sock")) > 107 {
+		return fmt.Errorf("HAPROXY_WRAPPER_RUNTIME_DIR is too long for unix socket paths (%d bytes): choose a shorter folder", len(s.RuntimeDir))
+	}
+	if s.StartTimeout <= 0 {
+		return fmt.Errorf("HAPROXY_WRAPPER_START_TIMEOUT=%s must be positive, e.g. 60s", s.StartTimeout)
+	}
+	if s.StopTimeout < 0 {
+		return fmt.Errorf("HAPROXY_WRAPPER_STOP_TIMEOUT=%s must not be negative", s.StopTimeout)
+	}
+	if s.StatusPeriod <= 0 {
+		return fmt.Errorf("HAPROXY_WRAPPER_STATUS_INTERVAL=%s must be positive, e.g. 5s", s.StatusPeriod)
+	}
+	if _, ok := parseLevel(s.LogLevel); !ok {
+		return fmt.Errorf("HAPROXY_WRAPPER_LOG_LEVEL=%q is not a level: use err, warning, notice, info or debug", s.LogLevel)
+	}
+	return nil
+}
+
+// helpText lists every variable with its default, generated from the tags so
+// it cannot drift from what is read.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString(`Usage: haproxy-systemd-wrapper [haproxy arguments...]
+       haproxy-systemd-wrapper reload     ask the running wrapper to reload, wait for the outcome
+       haproxy-systemd-wrapper status [--json]
+       haproxy-systemd-wrapper version | --version
+       haproxy-systemd-wrapper help | --help
+
+Runs haproxy in the foreground, reloads it on SIGUSR2/SIGHUP with -sf and -x
+(zero lost connections), stops it on SIGTERM/SIGINT, soft-stops it on SIGUSR1,
+and talks to systemd (Type=notify, Type=forking with -D, or Type=simple).
+Every argument is passed to haproxy, except the start-mode flags the wrapper
+owns: -D (the wrapper forks, for Type=forking), -Ds and -db (ignored: haproxy
+always runs in the foreground); -W and -Ws are refused.
+
+Environment:
+`)
+	for _, v := range settingsVars() {
+		def := v.def
+		if def == "" {
+			def = "unset"
+		}
+		fmt.Fprintf(&b, "  %-31s %s\n  %-31s (default: %s)\n", v.name, v.desc, "", def)
+	}
+	return b.String()
+}
+
+type settingVar struct{ name, def, desc string }
+
+func settingsVars() []settingVar {
+	t := reflect.TypeOf(Settings{})
+	out := make([]settingVar, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		out = append(out, settingVar{name: f.Tag.Get("envconfig"), def: f.Tag.Get("default"), desc: f.Tag.Get("desc")})
+	}
+	return out
+}

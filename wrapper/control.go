@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The control channel: a unix stream socket (mode 0600) on which a client
+// writes one command line ("reload", "status", "status json") and reads the
+// answer. For reload the answer comes once the reload is settled: a line
+// "ok <what>" or "error <why>".
+type controlServer struct {
+	path string
+	ln   *net.UnixListener
+}
+
+// listenControl creates the control socket. A leftover socket nobody answers
+// on is replaced; one a live wrapper answers on is an error.
+func listenControl(s *supervisor, path string) (*controlServer, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s is in use by another running wrapper: set HAPROXY_WRAPPER_CONTROL_SOCKET to another path", path)
+	}
+	_ = os.Remove(path)
+	old := syscall.Umask(0o177)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w (set HAPROXY_WRAPPER_CONTROL_SOCKET to a writable path)", path, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	cs := &controlServer{path: path, ln: ln}
+	go cs.serve(s)
+	return cs, nil
+}
+
+func controlFromFD(s *supervisor, fd int) *controlServer {
+	f := os.NewFile(uintptr(fd), "control")
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		log.Warningf("control socket inherited across re-exec: %v: 'reload' and 'status' unavailable until restart", err)
+		return nil
+	}
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	cs := &controlServer{path: ul.Addr().String(), ln: ul}
+	go cs.serve(s)
+	return cs
+}
+
+func (c *controlServer) fd() (int, error) {
+	f, err := c.ln.File()
+	if err != nil {
+		return -1, err
+	}
+	return int(f.Fd()), nil // kept open on purpose, for the exec
+}
+
+func (c *controlServer) close() {
+	c.ln.Close()
+	_ = os.Remove(c.path)
+}
+
+func (c *controlServer) serve(s *supervisor) {
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		go c.handle(s, conn)
+	}
+}
+
+func (c *controlServer) handle(s *supervisor, conn net.Conn) {
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(io.LimitReader(conn, 256)).ReadString('\n')
+	if err != nil {
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	cmd := strings.Fields(line)
+	if len(cmd) == 0 {
+		conn.Close()
+		return
+	}
+	switch cmd[0] {
+	case "reload":
+		s.post(func() { s.requestReload("reload command", conn) })
+	case "status":
+		asJSON := len(cmd) > 1 && cmd[1] == "json"
+		reply := make(chan statusReport, 1)
+		s.post(func() { reply <- s.report() })
+		r := <-reply
+		r.fill()
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if asJSON {
+			b, _ := json.MarshalIndent(r, "", "  ")
+			fmt.Fprintf(conn, "%s\n", b)
+		} else {
+			io.WriteString(conn, r.text())
+		}
+		conn.Close()
+	default:
+		fmt.Fprintf(conn, "error unknown command %q\n", cmd[0])
+		conn.Close()
+	}
+}
+
+// replyWaiter answers a waiting "reload" client and closes its connection.
+func replyWaiter(c net.Conn, ok bool, msg string) {
+	if c == nil {
+		return
+	}
+	word := "ok"
+	if !ok {
+		word = "error"
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "%s %s\n", word, strings.ReplaceAll(msg, "\n", " "))
+	c.Close()
+}
+
+// controlRequest sends one command and returns the answer. timeout 0: wait.
+func controlRequest(path, cmd string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET)? 'kill -USR2 <wrapper pid>' also reloads", path, err)
+	}
+	defer c.Close()
+	if timeout > 0 {
+		_ = c.SetDeadline(time.Now().Add(timeout))
+	}
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		return "", fmt.Errorf("control socket %s: %w", path, err)
+	}
+	b, err := io.ReadAll(io.LimitReader(c, 1<<20))
+	if err != nil {
+		return string(b), fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if len(b) == 0 {
+		return "", fmt.Errorf("control socket %s: the wrapper closed the connection without an answer (did it exit? see its log)", path)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// parsePIDs reads a pid file's text: pids separated by white space. Tokens
+// that are not positive integers are returned as garbage, never as pids, so
+// they cannot end up on haproxy's command line.
+func parsePIDs(text string) (pids []int, garbage []string) {
+	seen := map[int]bool{}
+	for _, f := range strings.Fields(text) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 1 || n > 1<<22 {
+			garbage = append(garbage, f)
+			continue
+		}
+		if !seen[n] {
+			seen[n] = true
+			pids = append(pids, n)
+		}
+	}
+	return pids, garbage
+}
+
+// readPIDFile reads and parses a pid file; a missing file is no pids.
+func readPIDFile(path string) ([]int, []string, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read pid file %s: %w", path, err)
+	}
+	if len(b) > 64<<10 {
+		b = b[:64<<10]
+	}
+	pids, garbage := parsePIDs(string(b))
+	return pids, garbage, nil
+}
+
+// writePIDFile writes one pid per line atomically: a temporary file in the
+// same folder, then rename, so a reader never sees half a file. A symlink at
+// path is replaced, not followed.
+func writePIDFile(path string, pids []int) error {
+	var b strings.Builder
+	for _, p := range pids {
+		b.WriteString(strconv.Itoa(p))
+		b.WriteByte('\n')
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write pid file %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, werr := f.WriteString(b.String())
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write pid file %s: %w", path, werr)
+	}
+	return nil
+}
+
+// filterOwn keeps the pids for which own returns true, in order, and returns
+// the others apart (for a warning): a pid file may name anything.
+func filterOwn(pids []int, own func(int) bool) (mine, foreign []int) {
+	for _, p := range pids {
+		if own(p) {
+			mine = append(mine, p)
+		} else {
+			foreign = append(foreign, p)
+		}
+	}
+	return mine, foreign
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// reexec replaces the wrapper's image with its binary on disk (same pid, the
+// children stay its own), as the legacy wrapper did, so that an upgraded
+// wrapper takes effect at the next reload. The state crosses in the
+// environment; the control socket and the connections of waiting "reload"
+// clients cross as inherited file descriptors. It returns only on failure
+// (binary removed or unusable): the caller then reloads in-process.
+func (s *supervisor) reexec() error {
+	if _, err := os.Stat(s.self); err != nil {
+		return err
+	}
+	if err := unix.Access(s.self, unix.X_OK); err != nil {
+		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	var keep []int
+	st := s.st
+	st.ControlFD = -1
+	if s.ctl != nil {
+		if fd, err := s.ctl.fd(); err == nil {
+			st.ControlFD = fd
+			keep = append(keep, fd)
+		}
+	}
+	connFDs := func(conns []net.Conn) []int {
+		var fds []int
+		for _, c := range conns {
+			if fd, err := connFD(c); err == nil {
+				fds = append(fds, fd)
+				keep = append(keep, fd)
+			}
+		}
+		return fds
+	}
+	st.WaiterFDs = connFDs(s.waiters)
+	st.PendingFDs = connFDs(s.pendingWaiters)
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	env := setEnv(os.Environ(), reexecEnv, "1")
+	env = setEnv(env, stateEnv, string(data))
+	env = unsetEnv(env, daemonEnv)
+	for _, fd := range keep {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+	}
+	log.Noticef("re-executing on %s.", st.Trigger)
+	runtime.LockOSThread()
+	// Signals stay blocked across execve, so a signal storm cannot kill the
+	// new image before it has installed its handlers; it takes them then.
+	var old unix.Sigset_t
+	_ = unix.PthreadSigmask(unix.SIG_BLOCK, handledSigset(), &old)
+	err = unix.Exec(s.self, os.Args, env)
+	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	runtime.UnlockOSThread()
+	for _, fd := range keep {
+		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+	}
+	return err
+}
+
+// connFD returns the descriptor of a unix connection (a dup, kept open).
+func connFD(c net.Conn) (int, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1, fmt.Errorf("not a unix connection")
+	}
+	f, err := uc.File()
+	if err != nil {
+		return -1, err
+	}
+	return int(f.Fd()), nil // f is deliberately not closed: the fd must survive until exec
+}
+
+// restore rebuilds the supervisor from the state a previous image left.
+func (s *supervisor) restore(data string) error {
+	if err := json.Unmarshal([]byte(data), &s.st); err != nil {
+		return fmt.Errorf("state from the previous wrapper image: %w", err)
+	}
+	if s.st.ControlFD >= 0 {
+		s.ctl = controlFromFD(s, s.st.ControlFD)
+	}
+	fdConns := func(fds []int) []net.Conn {
+		var out []net.Conn
+		for _, fd := range fds {
+			f := os.NewFile(uintptr(fd), "control-client")
+			c, err := net.FileConn(f)
+			f.Close()
+			if err == nil {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	s.waiters = fdConns(s.st.WaiterFDs)
+	s.pendingWaiters = fdConns(s.st.PendingFDs)
+	s.st.WaiterFDs, s.st.PendingFDs, s.st.ControlFD = nil, nil, -1
+	return nil
+}
+
+// adoptChildren is the fallback when the state cannot be read: every child
+// of this pid becomes one generation, so that stop and the -sf list still
+// reach them.
+func (s *supervisor) adoptChildren() {
+	for _, pid := range childrenOf(os.Getpid()) {
+		s.st.NextGen++
+		s.st.Gens = append(s.st.Gens, &generation{Gen: s.st.NextGen, Pid: pid, Ready: true})
+	}
+}
+
+// childrenOf lists a process's children from /proc/PID/task/*/children.
+func childrenOf(pid int) []int {
+	var out []int
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		pids, _ := parsePIDs(string(b))
+		out = append(out, pids...)
+	}
+	return out
+}
