@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -20,6 +21,10 @@ import (
 type controlServer struct {
 	path string
 	ln   *net.UnixListener
+
+	mu       sync.Mutex
+	inflight int  // connections accepted whose request is not handed over yet
+	paused   bool // no more accepts: a re-exec is under way
 }
 
 // listenControl creates the control socket. A leftover socket nobody answers
@@ -65,6 +70,39 @@ func (c *controlServer) fd() (int, error) {
 	return int(f.Fd()), nil // kept open on purpose, for the exec
 }
 
+// pause stops accepting (the pending connections stay queued in the socket
+// for the next image) and waits, running the supervisor's queued events, until
+// every accepted request has been handed to the supervisor or answered.
+func (c *controlServer) pause(s *supervisor) {
+	c.mu.Lock()
+	c.paused = true
+	c.mu.Unlock()
+	_ = c.ln.SetDeadline(time.Unix(1, 0))
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		n := c.inflight
+		c.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case f := <-s.events:
+			f()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// resume undoes pause after a failed re-exec.
+func (c *controlServer) resume(s *supervisor) {
+	c.mu.Lock()
+	c.paused = false
+	c.mu.Unlock()
+	_ = c.ln.SetDeadline(time.Time{})
+	go c.serve(s)
+}
+
 func (c *controlServer) close() {
 	c.ln.Close()
 	_ = os.Remove(c.path)
@@ -73,14 +111,25 @@ func (c *controlServer) close() {
 func (c *controlServer) serve(s *supervisor) {
 	for {
 		conn, err := c.ln.Accept()
+		c.mu.Lock()
+		paused := c.paused
+		if err == nil {
+			c.inflight++
+		}
+		c.mu.Unlock()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || paused {
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		go c.handle(s, conn)
+		go func() {
+			c.handle(s, conn)
+			c.mu.Lock()
+			c.inflight--
+			c.mu.Unlock()
+		}()
 	}
 }
 

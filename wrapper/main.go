@@ -152,6 +152,7 @@ func supervise(args []string) int {
 
 	s := newSupervisor(set, inv, bin, self)
 	s.daemonPipe = daemonPipe
+	s.sigs = sigs
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -180,7 +181,7 @@ func supervise(args []string) int {
 		}
 		s.openControl()
 	}
-	code := s.loop(sigs)
+	code := s.loop()
 	s.cleanup()
 	log.Noticef("exit, haproxy RC=%d", code)
 	return code
@@ -211,10 +212,10 @@ func startExitCode(err error) int {
 }
 
 // loop is the supervisor's event loop; it returns the exit code.
-func (s *supervisor) loop(sigs <-chan os.Signal) int {
+func (s *supervisor) loop() int {
 	for !s.done {
 		select {
-		case sig := <-sigs:
+		case sig := <-s.sigs:
 			s.onSignal(sig.(unix.Signal))
 		case ev := <-s.exits:
 			s.onExit(ev)

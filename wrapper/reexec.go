@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,6 +23,26 @@ func (s *supervisor) reexec() error {
 	}
 	if err := unix.Access(s.self, unix.X_OK); err != nil {
 		return fmt.Errorf("%s: %w", s.self, err)
+	}
+	// Nothing may be lost at the exec: hold the reaper (an exit reaped now
+	// would never reach the new image), let accepted control requests reach
+	// the loop, and handle every queued signal, exit and event first.
+	s.r.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			s.r.mu.Unlock()
+		}
+	}()
+	if s.ctl != nil {
+		s.ctl.pause(s)
+	}
+	s.drainQueues()
+	if s.stopping {
+		if s.ctl != nil {
+			s.ctl.resume(s)
+		}
+		return errStopping
 	}
 	var keep []int
 	st := s.st
@@ -63,10 +84,33 @@ func (s *supervisor) reexec() error {
 	err = unix.Exec(s.self, os.Args, env)
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	runtime.UnlockOSThread()
+	s.r.mu.Unlock()
+	locked = false
+	if s.ctl != nil {
+		s.ctl.resume(s)
+	}
 	for _, fd := range keep {
 		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 	}
 	return err
+}
+
+var errStopping = errors.New("the wrapper is stopping")
+
+// drainQueues handles everything already queued for the loop.
+func (s *supervisor) drainQueues() {
+	for {
+		select {
+		case sig := <-s.sigs:
+			s.onSignal(sig.(unix.Signal))
+		case ev := <-s.exits:
+			s.onExit(ev)
+		case f := <-s.events:
+			f()
+		default:
+			return
+		}
+	}
 }
 
 // connFD returns the descriptor of a unix connection (a dup, kept open).

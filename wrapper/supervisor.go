@@ -80,6 +80,7 @@ type supervisor struct {
 	r      *reaper
 	exits  chan exitEvent
 	events chan func()
+	sigs   <-chan os.Signal
 	notify *notifier
 	ctl    *controlServer
 
@@ -557,6 +558,10 @@ func (s *supervisor) checkDone(err error) {
 		return
 	}
 	if rerr := s.reexec(); rerr != nil {
+		if errors.Is(rerr, errStopping) || s.stopping {
+			s.finishReload(false, "the wrapper is stopping")
+			return
+		}
 		log.Warningf("re-exec of %s failed (%v): reloading in-process", s.self, rerr)
 	}
 	s.spawnReload()

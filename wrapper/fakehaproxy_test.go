@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The fake haproxy, for what the real one cannot show: haproxy 1.7's -Ds
+// mode and readiness pipe, crashes, hangs and odd output. Behaviour comes from
+// the environment (the wrapper passes its own on):
+//
+//	FAKE_VERSION   "haproxy -v" output (default a 1.7.11 banner)
+//	FAKE_CHECK_RC  exit code of "haproxy -c" (default 0)
+//	FAKE_MODE      serve (default), crash (exit 3 after FAKE_DELAY), hang (never ready), exit (exit 2 at once)
+//	FAKE_LOG       file that gets one JSON line per start: argv and what the environment held
+type fakeStart struct {
+	Pid          int      `json:"pid"`
+	Args         []string `json:"args"`
+	WrapperFD    string   `json:"wrapper_fd"`
+	NotifySocket bool     `json:"notify_socket"`
+	Watchdog     bool     `json:"watchdog"`
+}
+
+func fakeHAProxy(args []string) int {
+	for _, a := range args {
+		switch a {
+		case "-v", "-vv":
+			v := os.Getenv("FAKE_VERSION")
+			if v == "" {
+				v = "HA-Proxy version 1.7.11 2018/04/30\nCopyright 2000-2018 Willy Tarreau <willy@haproxy.org>\n"
+			}
+			fmt.Print(v)
+			return 0
+		case "-c":
+			rc, _ := strconv.Atoi(os.Getenv("FAKE_CHECK_RC"))
+			if rc != 0 {
+				fmt.Println("[ALERT]    (1) : config : fake check failed on purpose")
+			} else {
+				fmt.Println("Configuration file is valid")
+			}
+			return rc
+		}
+	}
+	if p := os.Getenv("FAKE_LOG"); p != "" {
+		_, hasNotify := os.LookupEnv("NOTIFY_SOCKET")
+		_, hasWD := os.LookupEnv("WATCHDOG_USEC")
+		b, _ := json.Marshal(fakeStart{Pid: os.Getpid(), Args: args, WrapperFD: os.Getenv("HAPROXY_WRAPPER_FD"), NotifySocket: hasNotify, Watchdog: hasWD})
+		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Write(append(b, '\n'))
+			f.Close()
+		}
+	}
+	mode := os.Getenv("FAKE_MODE")
+	if mode == "exit" {
+		fmt.Fprintln(os.Stderr, "[ALERT] fake: cannot bind socket")
+		return 2
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	// Like haproxy: tell the old pids to finish (-sf) once "bound".
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-sf" {
+			for j := i + 1; j < len(args) && !strings.HasPrefix(args[j], "-"); j++ {
+				if p, err := strconv.Atoi(args[j]); err == nil {
+					_ = syscall.Kill(p, syscall.SIGUSR1)
+				}
+			}
+		}
+	}
+	if mode != "hang" {
+		fakeReady(args)
+	}
+	var crash <-chan time.Time
+	if mode == "crash" {
+		d, _ := time.ParseDuration(os.Getenv("FAKE_DELAY"))
+		crash = time.After(d)
+	}
+	select {
+	case <-crash:
+		return 3
+	case sig := <-sigs:
+		if sig == syscall.SIGUSR1 {
+			return 0
+		}
+		signal.Reset(sig)
+		_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+		time.Sleep(time.Second)
+		return 1
+	}
+}
+
+// fakeReady announces readiness the way the wrapper expects it: -Ds mode
+// writes the pid file and closes HAPROXY_WRAPPER_FD; -db mode answers "show
+// info" on the stats socket of the wrapper's extra -f file.
+func fakeReady(args []string) {
+	legacy := false
+	for i, a := range args {
+		switch {
+		case a == "-Ds":
+			legacy = true
+		case a == "-p" && i+1 < len(args):
+			_ = os.WriteFile(args[i+1], []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+		case a == "-f" && i+1 < len(args):
+			if b, err := os.ReadFile(args[i+1]); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					f := strings.Fields(l)
+					if len(f) >= 3 && f[0] == "stats" && f[1] == "socket" {
+						go fakeStatsSocket(f[2])
+					}
+				}
+			}
+		}
+	}
+	if legacy {
+		if fd, err := strconv.Atoi(os.Getenv("HAPROXY_WRAPPER_FD")); err == nil {
+			syscall.Close(fd)
+		}
+	}
+}
+
+func fakeStatsSocket(path string) {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		buf := make([]byte, 256)
+		_, _ = c.Read(buf)
+		fmt.Fprintf(c, "Name: HAProxy\nVersion: 2.6.0-fake\nPid: %d\nCurrConns: 0\n\n", os.Getpid())
+		c.Close()
+	}
+}

@@ -1,0 +1,168 @@
+// Package loadgen is the load generator of the tests and the benchmark:
+// standard library only, loopback only, bounded in time by its context.
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options shape the load.
+type Options struct {
+	Addr      string        // host:port on loopback
+	Workers   int           // concurrent clients opening a new connection per request
+	KeepAlive int           // extra clients that keep one connection open and reuse it
+	Timeout   time.Duration // per request (default 2s)
+	Pause     time.Duration // between requests of one client (default 0)
+}
+
+// Result counts what happened.
+type Result struct {
+	Sent, Failed int
+	Errors       map[string]int // failure kind -> count (refused, reset, timeout, eof, status, other)
+}
+
+func (r Result) String() string {
+	var kinds []string
+	for k, v := range r.Errors {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(kinds)
+	return fmt.Sprintf("%d sent, %d failed %v", r.Sent, r.Failed, kinds)
+}
+
+// Run sends requests until ctx ends and returns the counts.
+func Run(ctx context.Context, o Options) Result {
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	var mu sync.Mutex
+	res := Result{Errors: map[string]int{}}
+	record := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Sent++
+		if err != nil {
+			res.Failed++
+			res.Errors[Classify(err)]++
+		}
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < o.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				err := oneShot(o.Addr, o.Timeout)
+				if ctx.Err() != nil && err != nil {
+					return // the run ended under our feet: not a failure
+				}
+				record(err)
+				pause(ctx, o.Pause)
+			}
+		}()
+	}
+	for i := 0; i < o.KeepAlive; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: o.Timeout}
+			for ctx.Err() == nil {
+				err := keepAliveRequest(c, o.Addr)
+				if ctx.Err() != nil && err != nil {
+					return
+				}
+				record(err)
+				pause(ctx, o.Pause+50*time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// oneShot: a new TCP connection, one HTTP/1.1 request with Connection: close,
+// the whole answer read.
+func oneShot(addr string, timeout time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// keepAliveRequest reuses the client's connection. A keep-alive connection
+// closed by a soft-stopping haproxy between two requests is retried once on a
+// new connection, as every HTTP client does for an idempotent request.
+func keepAliveRequest(c *http.Client, addr string) error {
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Classify names a failure.
+func Classify(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "reset"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case strings.HasPrefix(err.Error(), "status "):
+		return "status"
+	}
+	return "other"
+}

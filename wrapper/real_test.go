@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+)
+
+// Tests against the real haproxy from Debian's packages, on loopback.
+
+func TestRealStartServeStop(t *testing.T) {
+	w := startReal(t, true)
+	pid, err := servedBy(w.addr)
+	if err != nil {
+		t.Fatalf("GET %s: %v", w.addr, err)
+	}
+	st := w.status()
+	if !st.Serving || st.PID != pid || st.Generation != 1 {
+		t.Fatalf("status = serving %v pid %d gen %d, want serving pid %d gen 1", st.Serving, st.PID, st.Generation, pid)
+	}
+	b, err := os.ReadFile(w.dir + "/haproxy.pid")
+	if err != nil || strings.TrimSpace(string(b)) != itoa(pid) {
+		t.Fatalf("pid file = %q, %v; want %d", b, err, pid)
+	}
+	w.signal(syscall.SIGTERM)
+	if code := w.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
+	}
+	if alive(pid) {
+		t.Fatalf("haproxy pid %d still alive after the wrapper exited", pid)
+	}
+	if _, err := os.Stat(w.dir + "/haproxy.pid"); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+	if !strings.Contains(w.out.String(), "<5>haproxy-systemd-wrapper: exit, haproxy RC=0") {
+		t.Errorf("no legacy exit line in the log")
+	}
+}
+
+func TestRealReloadsUnderLoadLoseNothing(t *testing.T) {
+	w := startReal(t, true)
+	wpid := w.pid()
+	ctx, cancel := context.WithCancel(context.Background())
+	resc := make(chan loadgen.Result, 1)
+	go func() { resc <- loadgen.Run(ctx, loadgen.Options{Addr: w.addr, Workers: 8, KeepAlive: 2}) }()
+	before, _ := servedBy(w.addr)
+	for i := 1; i <= 20; i++ {
+		w.signal(syscall.SIGUSR2)
+		st := w.waitReloads(i)
+		if st.LastReload == nil || !st.LastReload.OK {
+			t.Fatalf("reload %d failed: %+v", i, st.LastReload)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // keep the load on the last generation a moment
+	cancel()
+	res := <-resc
+	t.Logf("load during 20 reloads: %s", res)
+	if res.Sent < 100 {
+		t.Fatalf("load generator sent only %d requests", res.Sent)
+	}
+	if res.Failed != 0 {
+		t.Fatalf("%d of %d requests failed during reloads: %v", res.Failed, res.Sent, res.Errors)
+	}
+	if w.pid() != wpid || w.exited() {
+		t.Fatalf("wrapper pid changed or it exited")
+	}
+	after, err := servedBy(w.addr)
+	if err != nil || after == before {
+		t.Fatalf("after 20 reloads served by pid %d (%v), before by %d: want a new pid", after, err, before)
+	}
+	if st := w.status(); st.Generation != 21 {
+		t.Fatalf("generation = %d, want 21", st.Generation)
+	}
+}
+
+func TestRealBrokenConfigReloadKeepsServing(t *testing.T) {
+	w := startReal(t, true)
+	cfg := w.dir + "/haproxy.cfg"
+	good, _ := os.ReadFile(cfg)
+	before, err := servedBy(w.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, append(good, []byte("\nfrontend broken\n    bind 127.0.0.1:notaport\n    no-such-keyword\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.signal(syscall.SIGUSR2)
+	st := w.waitReloads(1)
+	if st.LastReload.OK || !strings.Contains(st.LastReload.Error, "configuration check failed") {
+		t.Fatalf("last reload = %+v, want a failed configuration check", st.LastReload)
+	}
+	if got, err := servedBy(w.addr); err != nil || got != before {
+		t.Fatalf("after a broken reload served by %d (%v), want the old pid %d", got, err, before)
+	}
+	if !strings.Contains(w.out.String(), "<3>haproxy-systemd-wrapper: reload failed, the previous generation keeps serving: configuration check failed") {
+		t.Fatalf("no error line for the failed reload in the log")
+	}
+	// The synchronous reload command reports the failure too.
+	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "error configuration check failed") {
+		t.Fatalf("reload command answered %q, %v", ans, err)
+	}
+	if err := os.WriteFile(cfg, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second)
+	if err != nil || !strings.HasPrefix(ans, "ok generation") {
+		t.Fatalf("reload after the fix answered %q, %v", ans, err)
+	}
+	if got, err := servedBy(w.addr); err != nil || got == before {
+		t.Fatalf("after the fixed reload served by %d (%v), want a new pid", got, err)
+	}
+}
+
+func TestRealHAProxyKilledExits137(t *testing.T) {
+	w := startReal(t, true)
+	st := w.status()
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := w.waitExit(20 * time.Second); code != 137 {
+		t.Fatalf("exit code = %d, want 137 (128+SIGKILL)", code)
+	}
+	if !strings.Contains(w.out.String(), "killed by SIGKILL") {
+		t.Errorf("the log does not say haproxy was killed")
+	}
+}
+
+func TestRealFiftyReloadsLeakNothing(t *testing.T) {
+	w := startReal(t, true)
+	// One reload first, so that every lazily opened descriptor exists.
+	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+		t.Fatalf("reload: %q %v", ans, err)
+	}
+	before := fdCount(t, w.pid())
+	for i := 0; i < 50; i++ {
+		if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+			t.Fatalf("reload %d: %q %v", i, ans, err)
+		}
+	}
+	var live, zombies []int
+	waitFor(t, 15*time.Second, "old generations to finish", func() bool {
+		live, zombies = w.children()
+		return len(live) == 1 && len(zombies) == 0
+	})
+	after := fdCount(t, w.pid())
+	t.Logf("wrapper fds: %d before, %d after 50 reloads; children %v, zombies %v", before, after, live, zombies)
+	if after != before {
+		t.Fatalf("wrapper fds: %d before, %d after 50 reloads", before, after)
+	}
+	ents, _ := os.ReadDir(w.dir + "/rt")
+	if len(ents) != 2 { // the serving generation's .cfg and .sock
+		t.Fatalf("runtime folder holds %d entries, want 2", len(ents))
+	}
+}
+
+func TestRealSIGUSR1LetsConnectionsFinish(t *testing.T) {
+	w := startReal(t, true)
+	// Hold a request open: a keep-alive connection that has sent half a request.
+	c, err := dialHalfRequest(w.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w.signal(syscall.SIGUSR1)
+	w.waitLog("SIGUSR1 received", 10*time.Second)
+	// The wrapper waits for haproxy, which waits for the open connection.
+	if _, err := c.Write([]byte("Host: x\r\nConnection: close\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 512)
+	n, _ := c.Read(b)
+	if !strings.Contains(string(b[:n]), "200") {
+		t.Fatalf("the open request got %q during the graceful stop, want a 200", b[:n])
+	}
+	if code := w.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("exit code after SIGUSR1 = %d, want 0", code)
+	}
+}
