@@ -14,13 +14,13 @@ import (
 	"time"
 )
 
-// Fixtures in testdata/showinfo were recorded from HAProxy 2.6.12 (Debian
+// Fixtures in ../testdata/showinfo were recorded from HAProxy 2.6.12 (Debian
 // 2.6.12-1+deb12u4) over its stats socket, except 1.7-synthetic.txt, which
 // is hand-written in the shape of HAProxy 1.7's "show info".
 // 2.6.12-stopping-interactive.txt was captured on a CLI session opened in
 // "prompt" mode before SIGUSR1 (the soft-stopped process refuses new stats
 // connections), so it ends with the "> " prompt.
-const statsFixtureDir = "testdata/showinfo"
+const statsFixtureDir = "../testdata/showinfo"
 
 // statsStrip returns info without Raw, for comparing the typed fields.
 func statsStrip(info Info) Info {
