@@ -70,3 +70,15 @@ func TestNotifyNowhereWarnsOnce(t *testing.T) {
 		t.Fatal("sent without NOTIFY_SOCKET")
 	}
 }
+
+// readDatagramWith reads datagrams until one starts with prefix.
+func readDatagramWith(t *testing.T, c *net.UnixConn, prefix string) string {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		if got := readDatagram(t, c); strings.HasPrefix(got, prefix) {
+			return got
+		}
+	}
+	t.Fatalf("no datagram starting with %q", prefix)
+	return ""
+}

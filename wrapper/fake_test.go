@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tests with the fake haproxy (fakehaproxy_test.go): legacy 1.7 behaviour,
+// crashes, hangs and odd output.
+
+type fakeEnv struct {
+	dir, bin, log string
+}
+
+func newFake(t *testing.T) fakeEnv {
+	t.Helper()
+	dir := shortDir(t)
+	f := fakeEnv{dir: dir, log: filepath.Join(dir, "fake.log")}
+	f.bin = placeBinary(t, dir, "haproxy", false)
+	if err := os.WriteFile(filepath.Join(dir, "fake.cfg"), []byte("# fake\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f fakeEnv) env(extra ...string) []string {
+	return append([]string{"HAPROXY_BIN=" + f.bin, "CONFIG=" + filepath.Join(f.dir, "fake.cfg"), "FAKE_LOG=" + f.log}, extra...)
+}
+
+// starts reads the fake's start records.
+func (f fakeEnv) starts(t *testing.T) []fakeStart {
+	t.Helper()
+	fh, err := os.Open(f.log)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	var out []fakeStart
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		var s fakeStart
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			t.Fatalf("fake log line %q: %v", sc.Text(), err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestLegacy17DsReadinessPipeAndSf(t *testing.T) {
+	f := newFake(t)
+	stats := filepath.Join(f.dir, "admin.sock")
+	ln, err := net.Listen("unix", stats) // -x needs a socket to be there
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	notify := filepath.Join(f.dir, "notify")
+	nc := listenNotify(t, notify)
+	w := startWrapper(t, f.dir, wrapperOpts{env: f.env("HAPROXY_STATS_SOCKET="+stats, "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=1000000000")})
+	if got := readDatagramWith(t, nc, "READY=1"); !strings.Contains(got, "MAINPID="+itoa(w.pid())+"\n") {
+		t.Fatalf("READY datagram %q does not name the wrapper as MAINPID", got)
+	}
+	st := f.starts(t)
+	if len(st) != 1 {
+		t.Fatalf("%d starts, want 1", len(st))
+	}
+	first := st[0]
+	if got, want := strings.Join(first.Args, " "), "-f "+filepath.Join(f.dir, "fake.cfg")+" -p "+filepath.Join(f.dir, "haproxy.pid")+" -Ds"; got != want {
+		t.Fatalf("1.7 start argv = %q, want %q", got, want)
+	}
+	if first.WrapperFD != "3" || first.NotifySocket || first.Watchdog {
+		t.Fatalf("1.7 environment: HAPROXY_WRAPPER_FD=%q NOTIFY_SOCKET leaked=%v WATCHDOG_USEC leaked=%v", first.WrapperFD, first.NotifySocket, first.Watchdog)
+	}
+	w.signal(syscall.SIGHUP)
+	w.waitReloads(1)
+	readDatagramWith(t, nc, "RELOADING=1\nMONOTONIC_USEC=")
+	if got := readDatagramWith(t, nc, "READY=1"); !strings.Contains(got, "last reload ok") {
+		t.Fatalf("READY after the reload %q does not say it succeeded", got)
+	}
+	st = f.starts(t)
+	if len(st) != 2 {
+		t.Fatalf("%d starts after a reload, want 2", len(st))
+	}
+	if got, want := strings.Join(st[1].Args, " "), "-Ds -sf "+itoa(first.Pid)+" -x "+stats; !strings.HasSuffix(got, want) {
+		t.Fatalf("reload argv = %q, want it to end with %q", got, want)
+	}
+	if !strings.Contains(w.out.String(), "re-executing on SIGHUP.") {
+		t.Fatalf("no legacy re-exec line")
+	}
+	w.signal(syscall.SIGTERM)
+	if code := w.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+func TestLegacyPidFileGarbageAndForeignPidsNeverSignalled(t *testing.T) {
+	f := newFake(t)
+	w := startWrapper(t, f.dir, wrapperOpts{env: f.env()})
+	first := f.starts(t)[0]
+	// A foreign process of the test's own, named in the pid file with garbage.
+	sleeper := startSleeper(t)
+	pidfile := filepath.Join(f.dir, "haproxy.pid")
+	if err := os.WriteFile(pidfile, []byte("garbage\n"+itoa(sleeper)+"\n-3\n$(rm -rf /)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.signal(syscall.SIGUSR2)
+	w.waitReloads(1)
+	st := f.starts(t)
+	got := strings.Join(st[1].Args, " ")
+	if strings.Contains(got, itoa(sleeper)) || strings.Contains(got, "garbage") || !strings.HasSuffix(got, "-sf "+itoa(first.Pid)) {
+		t.Fatalf("reload argv = %q: want -sf with the wrapper's own pid %d only", got, first.Pid)
+	}
+	for _, want := range []string{"holds garbage", "not haproxy processes of this wrapper: not signalled"} {
+		if !strings.Contains(w.out.String(), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	w.signal(syscall.SIGTERM)
+	w.waitExit(10 * time.Second)
+	if !alive(sleeper) {
+		t.Fatalf("the foreign process %d named in the pid file was killed", sleeper)
+	}
+}
+
+// startSleeper starts a foreign process, ended by pid at cleanup.
+func startSleeper(t *testing.T) int {
+	t.Helper()
+	p, err := os.StartProcess("/bin/sleep", []string{"sleep", "60"}, &os.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Kill(); p.Wait() })
+	return p.Pid
+}
+
+func TestHAProxyCrashAfterStart(t *testing.T) {
+	f := newFake(t)
+	w := startWrapper(t, f.dir, wrapperOpts{env: f.env("FAKE_VERSION=HAProxy version 2.6.0-fake 2022/05/31", "FAKE_MODE=crash", "FAKE_DELAY=1s")})
+	if code := w.waitExit(20 * time.Second); code != 3 {
+		t.Fatalf("exit code %d, want haproxy's 3", code)
+	}
+	if !strings.Contains(w.out.String(), "died: exit code 3") {
+		t.Fatalf("log does not report the crash")
+	}
+}
+
+func TestHAProxyHangsAtStartIsBounded(t *testing.T) {
+	f := newFake(t)
+	w := startWrapper(t, f.dir, wrapperOpts{noWait: true, env: f.env("FAKE_VERSION=HAProxy version 2.6.0-fake", "FAKE_MODE=hang", "HAPROXY_WRAPPER_START_TIMEOUT=1s")})
+	if code := w.waitExit(20 * time.Second); code != exitStartFailed {
+		t.Fatalf("exit code %d, want %d", code, exitStartFailed)
+	}
+	if !strings.Contains(w.out.String(), "did not serve within 1s (HAPROXY_WRAPPER_START_TIMEOUT)") {
+		t.Fatalf("log does not name the timeout")
+	}
+	if st := f.starts(t); len(st) != 1 || alive(st[0].Pid) {
+		t.Fatalf("the hung haproxy is still alive: %+v", st)
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     func(f fakeEnv) []string
+		code    int
+		message string
+	}{
+		{"haproxy exits at start", func(f fakeEnv) []string { return f.env("FAKE_VERSION=HAProxy version 2.6.0-fake", "FAKE_MODE=exit") },
+			2, "exited during start: exit code 2"},
+		{"odd version output", func(f fakeEnv) []string { return f.env("FAKE_VERSION=Segmentation fault") },
+			exitStartFailed, `no version in 'haproxy -v' output "Segmentation fault"`},
+		{"invalid config at start", func(f fakeEnv) []string { return f.env("FAKE_CHECK_RC=1") },
+			1, "configuration check failed (exit code 1): [ALERT]"},
+		{"missing binary", func(f fakeEnv) []string { return append(f.env(), "HAPROXY_BIN="+f.dir+"/nope") },
+			exitNotFound, "nope: not found: install haproxy or set HAPROXY_BIN"},
+		{"binary not executable", func(f fakeEnv) []string {
+			p := filepath.Join(f.dir, "noexec")
+			os.WriteFile(p, []byte("#!/bin/sh\n"), 0o644)
+			return append(f.env(), "HAPROXY_BIN="+p)
+		}, exitNotExec, "noexec: not executable"},
+		{"empty CONFIG", func(f fakeEnv) []string { return append(f.env(), "CONFIG=") },
+			exitUsage, "CONFIG is set but empty"},
+		{"bad duration", func(f fakeEnv) []string { return append(f.env(), "HAPROXY_WRAPPER_START_TIMEOUT=soon") },
+			exitUsage, "HAPROXY_WRAPPER_START_TIMEOUT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFake(t)
+			w := startWrapper(t, f.dir, wrapperOpts{noWait: true, env: tt.env(f)})
+			if code := w.waitExit(20 * time.Second); code != tt.code {
+				t.Fatalf("exit code %d, want %d:\n%s", code, tt.code, w.out.String())
+			}
+			if !strings.Contains(w.out.String(), tt.message) {
+				t.Fatalf("log lacks %q:\n%s", tt.message, w.out.String())
+			}
+			if n := strings.Count(strings.TrimSpace(w.out.String()), "\n"); n > 4 {
+				t.Errorf("the failure took %d lines, want a short clear message", n)
+			}
+		})
+	}
+}
+
+func TestUserStartModeFlagsRefused(t *testing.T) {
+	f := newFake(t)
+	w := startWrapper(t, f.dir, wrapperOpts{noWait: true, env: f.env(), args: []string{"-Ws"}})
+	if code := w.waitExit(10 * time.Second); code != exitUsage {
+		t.Fatalf("exit code %d, want %d", code, exitUsage)
+	}
+	if !strings.Contains(w.out.String(), "-Ws (master-worker mode) would make haproxy its own supervisor") {
+		t.Fatalf("log: %s", w.out.String())
+	}
+}
