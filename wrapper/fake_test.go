@@ -154,11 +154,11 @@ func TestHAProxyCrashAfterStart(t *testing.T) {
 
 func TestHAProxyHangsAtStartIsBounded(t *testing.T) {
 	f := newFake(t)
-	w := startWrapper(t, f.dir, wrapperOpts{noWait: true, env: f.env("FAKE_VERSION=HAProxy version 2.6.0-fake", "FAKE_MODE=hang", "HAPROXY_WRAPPER_START_TIMEOUT=1s")})
+	w := startWrapper(t, f.dir, wrapperOpts{noWait: true, env: f.env("FAKE_VERSION=HAProxy version 2.6.0-fake", "FAKE_MODE=hang", "HAPROXY_WRAPPER_START_TIMEOUT=4s")})
 	if code := w.waitExit(20 * time.Second); code != exitStartFailed {
 		t.Fatalf("exit code %d, want %d", code, exitStartFailed)
 	}
-	if !strings.Contains(w.out.String(), "did not serve within 1s (HAPROXY_WRAPPER_START_TIMEOUT)") {
+	if !strings.Contains(w.out.String(), "did not serve within 4s (HAPROXY_WRAPPER_START_TIMEOUT)") {
 		t.Fatalf("log does not name the timeout")
 	}
 	if st := f.starts(t); len(st) != 1 || alive(st[0].Pid) {
