@@ -2,6 +2,7 @@
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= /lib/systemd/system
+DOCDIR  ?= $(PREFIX)/share/doc/haproxy-systemd-wrapper
 DESTDIR ?=
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
@@ -69,10 +70,14 @@ build/%.service: contrib/systemd/%.service.in
 	@mkdir -p build
 	sed 's:@SBINDIR@:$(SBINDIR):g' $< > $@
 
+# install: the wrapper, haproxy.service (Type=notify, recommended) as the
+# unit; the forking and legacy units and the drop-in example as documentation
+# (each is meant to be installed as haproxy.service instead).
 install: build units
 	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/haproxy-systemd-wrapper
-	for u in $(UNITS); do install -D -m 0644 build/$$u $(DESTDIR)$(UNITDIR)/$$u; done
-	install -D -m 0644 contrib/systemd/overwrite.conf $(DESTDIR)/usr/share/doc/haproxy-systemd-wrapper/overwrite.conf
+	install -D -m 0644 build/haproxy.service $(DESTDIR)$(UNITDIR)/haproxy.service
+	install -d $(DESTDIR)$(DOCDIR)/systemd
+	install -m 0644 build/haproxy-forking.service build/haproxy-legacy.service contrib/systemd/overwrite.conf $(DESTDIR)$(DOCDIR)/systemd/
 
 clean:
 	rm -rf build

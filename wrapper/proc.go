@@ -80,6 +80,25 @@ func (r *reaper) run(ctx context.Context, sigchld <-chan os.Signal) {
 	}
 }
 
+// killPending ends the short commands still running (a configuration check
+// when a stop came in the middle of a reload) and reaps them, bounded.
+func (r *reaper) killPending() {
+	r.mu.Lock()
+	var chans []chan exitEvent
+	for pid, ch := range r.waiters {
+		_ = unix.Kill(pid, unix.SIGKILL) // unreaped children: their pids are ours
+		chans = append(chans, ch)
+	}
+	r.mu.Unlock()
+	for _, ch := range chans {
+		select {
+		case ev := <-ch:
+			ch <- ev // leave it for its reader
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
 // handledSignals are the signals the wrapper handles. They are blocked across
 // a re-exec (so that a signal storm cannot kill the new image before it
 // installed its handlers) and unblocked again for every child.

@@ -25,6 +25,7 @@ type statusReport struct {
 	Generations      []genReport    `json:"generations"`
 	Reloads          int            `json:"reloads"`
 	ReloadInProgress bool           `json:"reload_in_progress"`
+	ReloadPending    bool           `json:"reload_pending"`
 	LastReload       *reloadRecord  `json:"last_reload,omitempty"`
 	History          []reloadRecord `json:"reload_history"`
 	StatsError       string         `json:"stats_error,omitempty"`
@@ -46,7 +47,7 @@ type genReport struct {
 func (s *supervisor) report() statusReport {
 	r := statusReport{
 		WrapperVersion: version, WrapperPID: os.Getpid(), HAProxyVersion: s.st.HAProxyVersion,
-		Mode: s.st.Mode.String(), Reloads: s.st.Reloads, ReloadInProgress: s.phase != phaseIdle,
+		Mode: s.st.Mode.String(), Reloads: s.st.Reloads, ReloadInProgress: s.phase != phaseIdle, ReloadPending: s.st.Pending,
 		History: append([]reloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
 		statsSocket: s.set.StatsSocket,
 	}

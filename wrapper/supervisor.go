@@ -761,6 +761,7 @@ func (s *supervisor) statusLine() string {
 
 // cleanup removes what the wrapper created.
 func (s *supervisor) cleanup() {
+	s.r.killPending()
 	if s.st.WrotePIDFile {
 		_ = os.Remove(s.inv.PIDFile)
 	}

@@ -22,3 +22,8 @@ func dialHalfRequest(addr string) (net.Conn, error) {
 	}
 	return c, nil
 }
+
+func atoiOr0(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}

@@ -257,7 +257,7 @@ func (f *fixture) reloadUnderLoad(reloads int) {
 	{
 		st := f.start()
 		main := mainPID(st)
-		lg := StartLoad(f.port, 8, 40*time.Second, 100000)
+		lg := StartLoad(f.port, 8, 90*time.Second, 200000)
 		stopped := false
 		defer func() {
 			if !stopped {

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Signal storms and binary swaps against the real haproxy: every case ends
+// in a defined state, with no zombie, no leaked fd, at most one queued reload.
+
+// settle waits until no reload is running or queued.
+func (w *wrapperProc) settle() statusReport {
+	w.t.Helper()
+	var r statusReport
+	waitFor(w.t, 60*time.Second, "reloads to settle", func() bool {
+		r = w.status()
+		return !r.ReloadInProgress && !r.ReloadPending
+	})
+	return r
+}
+
+func (w *wrapperProc) assertClean(fdsBefore int) {
+	w.t.Helper()
+	var live, zombies []int
+	waitFor(w.t, 20*time.Second, "one live haproxy child and no zombie", func() bool {
+		live, zombies = w.children()
+		return len(live) == 1 && len(zombies) == 0
+	})
+	if got := fdCount(w.t, w.pid()); got != fdsBefore {
+		w.t.Fatalf("wrapper fds: %d, want %d", got, fdsBefore)
+	}
+	if _, err := servedBy(w.addr); err != nil {
+		w.t.Fatalf("not serving: %v", err)
+	}
+}
+
+func TestBurstDuringReloadCoalesces(t *testing.T) {
+	w := startReal(t, true)
+	fds := fdCount(t, w.pid())
+	w.signal(syscall.SIGUSR2)
+	w.waitLog("reloading (SIGUSR2)", 10*time.Second)
+	for i := 0; i < 50; i++ {
+		w.signal(syscall.SIGUSR2)
+	}
+	st := w.settle()
+	if st.Reloads < 1 || st.Reloads > 2 {
+		t.Fatalf("%d reloads after a burst of 50 during one: want the one plus at most one more", st.Reloads)
+	}
+	w.assertClean(fds)
+}
+
+func TestThousandSIGUSR2InOneSecond(t *testing.T) {
+	w := startReal(t, true)
+	fds := fdCount(t, w.pid())
+	wpid := w.pid()
+	for i := 0; i < 1000; i++ {
+		if err := syscall.Kill(wpid, syscall.SIGUSR2); err != nil {
+			t.Fatalf("signal %d: %v (wrapper gone?)", i, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st := w.settle()
+	t.Logf("1000 SIGUSR2 in ~1s gave %d reloads (%d failed)", st.Reloads, countFailed(st))
+	if w.exited() {
+		t.Fatalf("wrapper died in the storm")
+	}
+	if countFailed(st) != 0 {
+		t.Fatalf("failed reloads in the storm: %+v", st.History)
+	}
+	w.assertClean(fds)
+}
+
+func countFailed(st statusReport) int {
+	n := 0
+	for _, h := range st.History {
+		if !h.OK {
+			n++
+		}
+	}
+	return n
+}
+
+func TestHUPAndUSR2Interleaved(t *testing.T) {
+	w := startReal(t, true)
+	fds := fdCount(t, w.pid())
+	for i := 0; i < 100; i++ {
+		sig := syscall.SIGUSR2
+		if i%2 == 1 {
+			sig = syscall.SIGHUP
+		}
+		w.signal(sig)
+	}
+	st := w.settle()
+	if st.Reloads < 1 || countFailed(st) != 0 {
+		t.Fatalf("reloads %d, failed %d", st.Reloads, countFailed(st))
+	}
+	w.assertClean(fds)
+}
+
+func TestSIGTERMDuringReload(t *testing.T) {
+	w := startReal(t, true)
+	w.signal(syscall.SIGUSR2)
+	w.waitLog("reloading (SIGUSR2)", 10*time.Second)
+	w.signal(syscall.SIGTERM)
+	if code := w.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	live, zombies := w.children()
+	if len(live)+len(zombies) != 0 {
+		t.Fatalf("children left: %v %v", live, zombies)
+	}
+	assertNoHAProxyFrom(t, w)
+}
+
+// assertNoHAProxyFrom checks that no process runs the test's config any more.
+func assertNoHAProxyFrom(t *testing.T, w *wrapperProc) {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), w.dir+"/haproxy.cfg") && alive(atoiOr0(e.Name())) {
+			t.Fatalf("haproxy pid %s still runs the test config", e.Name())
+		}
+	}
+}
+
+func TestSIGUSR2DuringStop(t *testing.T) {
+	w := startReal(t, true)
+	c, err := dialHalfRequest(w.addr) // keeps the graceful stop waiting
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.signal(syscall.SIGUSR1)
+	w.waitLog("SIGUSR1 received", 10*time.Second)
+	w.signal(syscall.SIGUSR2)
+	w.waitLog("reload (SIGUSR2) ignored: stopping", 10*time.Second)
+	c.Close()
+	if code := w.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+func TestWrapperBinaryDeletedThenReplaced(t *testing.T) {
+	bin := requireRealHAProxy(t)
+	dir := shortDir(t)
+	cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
+	w := startWrapper(t, dir, wrapperOpts{copy: true, env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin, "HAPROXY_STATS_SOCKET=" + stats}})
+	w.addr = addr
+	if err := os.Remove(w.bin); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+		t.Fatalf("reload with the binary deleted: %q %v", ans, err)
+	}
+	if !strings.Contains(w.out.String(), "reloading in-process") {
+		t.Fatalf("no in-process fallback in the log")
+	}
+	// A new binary at the path: the next reload executes it.
+	placeBinary(t, dir, "haproxy-systemd-wrapper", true)
+	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+		t.Fatalf("reload with the binary replaced: %q %v", ans, err)
+	}
+	if n := strings.Count(w.out.String(), "re-executed, 1 haproxy generation(s) kept"); n != 1 {
+		t.Fatalf("%d re-exec lines, want 1 (after the replacement)", n)
+	}
+	if _, err := servedBy(addr); err != nil {
+		t.Fatal(err)
+	}
+}
