@@ -23,8 +23,9 @@ type controlServer struct {
 	ln   *net.UnixListener
 
 	mu       sync.Mutex
-	inflight int  // connections accepted whose request is not handed over yet
-	paused   bool // no more accepts: a re-exec is under way
+	inflight int           // connections accepted whose request is not handed over yet
+	paused   bool          // no more accepts: a re-exec is under way
+	stopped  chan struct{} // closed when the accept loop has returned
 }
 
 // listenControl creates the control socket. A leftover socket nobody answers
@@ -42,7 +43,7 @@ func listenControl(s *supervisor, path string) (*controlServer, error) {
 		return nil, fmt.Errorf("control socket %s: %w (set HAPROXY_WRAPPER_CONTROL_SOCKET to a writable path)", path, err)
 	}
 	ln.SetUnlinkOnClose(false)
-	cs := &controlServer{path: path, ln: ln}
+	cs := &controlServer{path: path, ln: ln, stopped: make(chan struct{})}
 	go cs.serve(s)
 	return cs, nil
 }
@@ -57,7 +58,7 @@ func controlFromFD(s *supervisor, fd int) *controlServer {
 	}
 	ul := l.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false)
-	cs := &controlServer{path: ul.Addr().String(), ln: ul}
+	cs := &controlServer{path: ul.Addr().String(), ln: ul, stopped: make(chan struct{})}
 	go cs.serve(s)
 	return cs
 }
@@ -79,6 +80,13 @@ func (c *controlServer) pause(s *supervisor) {
 	c.mu.Unlock()
 	_ = c.ln.SetDeadline(time.Unix(1, 0))
 	deadline := time.Now().Add(3 * time.Second)
+	c.mu.Lock()
+	stopped := c.stopped
+	c.mu.Unlock()
+	select { // the accept loop has seen the pause: no connection in between
+	case <-stopped:
+	case <-time.After(time.Second):
+	}
 	for time.Now().Before(deadline) {
 		c.mu.Lock()
 		n := c.inflight
@@ -98,6 +106,7 @@ func (c *controlServer) pause(s *supervisor) {
 func (c *controlServer) resume(s *supervisor) {
 	c.mu.Lock()
 	c.paused = false
+	c.stopped = make(chan struct{})
 	c.mu.Unlock()
 	_ = c.ln.SetDeadline(time.Time{})
 	go c.serve(s)
@@ -109,6 +118,10 @@ func (c *controlServer) close() {
 }
 
 func (c *controlServer) serve(s *supervisor) {
+	c.mu.Lock()
+	stopped := c.stopped
+	c.mu.Unlock()
+	defer close(stopped)
 	for {
 		conn, err := c.ln.Accept()
 		c.mu.Lock()

@@ -181,6 +181,8 @@ func supervise(args []string) int {
 		}
 		s.openControl()
 	}
+	go s.runStatus(ctx)
+	go s.runWatchdog(ctx)
 	code := s.loop()
 	s.cleanup()
 	log.Noticef("exit, haproxy RC=%d", code)

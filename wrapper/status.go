@@ -30,6 +30,7 @@ type statusReport struct {
 	History          []reloadRecord `json:"reload_history"`
 	StatsError       string         `json:"stats_error,omitempty"`
 	UptimeSec        int64          `json:"uptime_sec"`
+	Stopping         bool           `json:"stopping"`
 
 	statsSocket string
 }
@@ -49,7 +50,7 @@ func (s *supervisor) report() statusReport {
 		WrapperVersion: version, WrapperPID: os.Getpid(), HAProxyVersion: s.st.HAProxyVersion,
 		Mode: s.st.Mode.String(), Reloads: s.st.Reloads, ReloadInProgress: s.phase != phaseIdle, ReloadPending: s.st.Pending,
 		History: append([]reloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
-		statsSocket: s.set.StatsSocket,
+		statsSocket: s.set.StatsSocket, Stopping: s.stopping,
 	}
 	if !s.st.StartedAt.IsZero() {
 		r.UptimeSec = int64(time.Since(s.st.StartedAt).Seconds())
@@ -82,6 +83,15 @@ func (r *statusReport) fill() {
 	var errs []string
 	for i := range r.Generations {
 		g := &r.Generations[i]
+		if g.State == "draining" {
+			// A soft-stopping haproxy closes its stats sockets: count its
+			// established TCP connections instead.
+			g.CurrConns = establishedConns(g.PID)
+			if g.CurrConns > 0 {
+				r.DrainingConns += g.CurrConns
+			}
+			continue
+		}
 		sock := g.sock
 		if sock == "" && g.State == "serving" {
 			sock = r.statsSocket
@@ -93,17 +103,12 @@ func (r *statusReport) fill() {
 		info, err := showInfo(ctx, sock)
 		cancel()
 		if err != nil {
-			if g.State != "draining" { // a soft-stopping haproxy may no longer answer
-				errs = append(errs, fmt.Sprintf("gen %d: %v", g.Gen, err))
-			}
+			errs = append(errs, fmt.Sprintf("gen %d: %v", g.Gen, err))
 			continue
 		}
 		g.CurrConns = info.CurrConns
-		switch g.State {
-		case "serving":
+		if g.State == "serving" {
 			r.CurrConns, r.ConnRate = info.CurrConns, info.ConnRate
-		case "draining":
-			r.DrainingConns += info.CurrConns
 		}
 	}
 	r.StatsError = strings.Join(errs, "; ")

@@ -81,8 +81,10 @@ type supervisor struct {
 	exits  chan exitEvent
 	events chan func()
 	sigs   <-chan os.Signal
-	notify *notifier
-	ctl    *controlServer
+
+	statusKick chan struct{}
+	notify     *notifier
+	ctl        *controlServer
 
 	phase          phase
 	starting       *generation
@@ -106,12 +108,13 @@ func newSupervisor(set Settings, inv Invocation, bin, self string) *supervisor {
 	exits := make(chan exitEvent, 1024)
 	return &supervisor{
 		set: set, inv: inv, bin: bin, self: self,
-		r:        newReaper(exits),
-		exits:    exits,
-		events:   make(chan func(), 64),
-		notify:   newNotifier(set.NotifySocket),
-		exitCode: -1,
-		st:       persisted{ControlFD: -1, WrapperVersion: version},
+		r:          newReaper(exits),
+		exits:      exits,
+		events:     make(chan func(), 64),
+		notify:     newNotifier(set.NotifySocket),
+		exitCode:   -1,
+		statusKick: make(chan struct{}, 1),
+		st:         persisted{ControlFD: -1, WrapperVersion: version},
 	}
 }
 
@@ -377,6 +380,7 @@ func (s *supervisor) spawnGeneration(reload bool) error {
 	log.Infof("started haproxy generation %d, pid %d: %s", g.Gen, pid, strings.Join(argv, " "))
 	ctx, cancel := context.WithTimeout(context.Background(), s.set.StartTimeout)
 	s.startCancel = cancel
+	go s.extendWhileStarting(ctx)
 	go func() {
 		var err error
 		if pipeR != nil {
@@ -390,6 +394,22 @@ func (s *supervisor) spawnGeneration(reload bool) error {
 		s.post(func() { s.onReady(g, err) })
 	}()
 	return nil
+}
+
+// extendWhileStarting sends EXTEND_TIMEOUT_USEC= every 5 s while a
+// generation is still starting, so that a slow configuration load is not cut
+// short by a short TimeoutStartSec=; HAPROXY_WRAPPER_START_TIMEOUT bounds it.
+func (s *supervisor) extendWhileStarting(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.notify.ExtendTimeout(10 * time.Second)
+		}
+	}
 }
 
 // usableStatsSocket returns HAPROXY_STATS_SOCKET when it is a socket that can
@@ -486,6 +506,7 @@ func (s *supervisor) onReady(g *generation, err error) {
 		s.notify.Ready(s.statusLine(), os.Getpid())
 		s.daemonDone("")
 		s.phase = phaseIdle
+		s.kickStatus()
 		s.afterReload()
 		return
 	}
@@ -601,6 +622,7 @@ func (s *supervisor) finishReload(ok bool, reason string) {
 		}
 	}
 	s.waiters = nil
+	s.kickStatus()
 	s.afterReload()
 }
 
@@ -651,6 +673,7 @@ func (s *supervisor) onExit(ev exitEvent) {
 		s.beginStop(unix.SIGTERM, "haproxy died: "+describeStatus(ev.ws))
 	default:
 		log.Infof("haproxy generation %d (pid %d) ended: %s", g.Gen, g.Pid, describeStatus(ev.ws))
+		s.kickStatus()
 		if s.stopping && s.exitCode < 0 {
 			if c := stopCode(ev.ws, s.stopSig); c != 0 {
 				s.exitCode = c
