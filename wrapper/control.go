@@ -79,13 +79,13 @@ func (c *controlServer) pause(s *supervisor) {
 	c.paused = true
 	c.mu.Unlock()
 	_ = c.ln.SetDeadline(time.Unix(1, 0))
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	c.mu.Lock()
 	stopped := c.stopped
 	c.mu.Unlock()
 	select { // the accept loop has seen the pause: no connection in between
 	case <-stopped:
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second):
 	}
 	for time.Now().Before(deadline) {
 		c.mu.Lock()
@@ -197,10 +197,22 @@ func replyWaiter(c net.Conn, ok bool, msg string) {
 }
 
 // controlRequest sends one command and returns the answer. timeout 0: wait.
+// A status request (idempotent) is tried up to three times when the
+// connection breaks without an answer.
 func controlRequest(path, cmd string, timeout time.Duration) (string, error) {
+	ans, err := controlRequestOnce(path, cmd, timeout)
+	for try := 1; try < 3 && err != nil && strings.HasPrefix(cmd, "status") && !errors.Is(err, errNoWrapper); try++ {
+		ans, err = controlRequestOnce(path, cmd, timeout)
+	}
+	return ans, err
+}
+
+var errNoWrapper = errors.New("no wrapper answers")
+
+func controlRequestOnce(path, cmd string, timeout time.Duration) (string, error) {
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
-		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET)? 'kill -USR2 <wrapper pid>' also reloads", path, err)
+		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET)? 'kill -USR2 <wrapper pid>' also reloads%w", path, err, noWrap(errNoWrapper))
 	}
 	defer c.Close()
 	if timeout > 0 {
@@ -218,3 +230,11 @@ func controlRequest(path, cmd string, timeout time.Duration) (string, error) {
 	}
 	return string(b), nil
 }
+
+// noWrap carries err for errors.Is without adding to the message.
+type silentErr struct{ err error }
+
+func (e silentErr) Error() string { return "" }
+func (e silentErr) Unwrap() error { return e.err }
+
+func noWrap(err error) error { return silentErr{err} }

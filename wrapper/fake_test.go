@@ -82,7 +82,7 @@ func TestLegacy17DsReadinessPipeAndSf(t *testing.T) {
 	w.signal(syscall.SIGHUP)
 	w.waitReloads(1)
 	readDatagramWith(t, nc, "RELOADING=1\nMONOTONIC_USEC=")
-	if got := readDatagramWith(t, nc, "READY=1"); !strings.Contains(got, "last reload ok") {
+	if got := readDatagramWith(t, nc, "READY=1"); !strings.Contains(got, " ago: ok") {
 		t.Fatalf("READY after the reload %q does not say it succeeded", got)
 	}
 	st = f.starts(t)

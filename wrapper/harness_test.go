@@ -286,12 +286,12 @@ func realConfig(t *testing.T, dir string, statsExtra string) (cfg, addr, stats s
 	cfg = filepath.Join(dir, "haproxy.cfg")
 	text := fmt.Sprintf(`global
     stats socket %s mode 600 level admin %s
-    hard-stop-after 10s
+    hard-stop-after 30s
 defaults
     mode http
     timeout connect 2s
-    timeout client 5s
-    timeout server 5s
+    timeout client 20s
+    timeout server 20s
     timeout http-keep-alive 1s
 frontend test
     bind %s

@@ -144,7 +144,7 @@ func supervise(args []string) int {
 		log.Warningf("cannot become child subreaper: %v", err)
 	}
 	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, unix.SIGUSR1, unix.SIGUSR2, unix.SIGHUP, unix.SIGTERM, unix.SIGINT)
+	signal.Notify(sigs, unix.SIGUSR1, unix.SIGUSR2, unix.SIGHUP, unix.SIGTERM, unix.SIGINT, unix.SIGABRT)
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, unix.SIGCHLD)
 	// The mask inherited across a re-exec keeps these blocked on this

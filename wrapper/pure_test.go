@@ -232,7 +232,7 @@ func TestExitCodes(t *testing.T) {
 
 func TestSignalActions(t *testing.T) {
 	want := map[unix.Signal]action{unix.SIGUSR2: actionReload, unix.SIGHUP: actionReload, unix.SIGTERM: actionStop,
-		unix.SIGINT: actionStop, unix.SIGUSR1: actionGracefulStop, unix.SIGCHLD: actionNone, unix.SIGQUIT: actionNone}
+		unix.SIGINT: actionStop, unix.SIGUSR1: actionGracefulStop, unix.SIGABRT: actionAbort, unix.SIGCHLD: actionNone, unix.SIGQUIT: actionNone}
 	for sig, a := range want {
 		if got := signalAction(sig); got != a {
 			t.Errorf("%s: got %v, want %v", unix.SignalName(sig), got, a)

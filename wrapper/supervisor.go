@@ -739,6 +739,16 @@ func (s *supervisor) onSignal(sig unix.Signal) {
 			return
 		}
 		s.beginStop(unix.SIGUSR1, "SIGUSR1 received, letting connections finish")
+	case actionAbort:
+		// systemd's WatchdogSignal= (SIGABRT by default): haproxy hangs.
+		// End it at once and exit like a process killed by SIGABRT, without
+		// the Go runtime's stack dump.
+		log.Errorf("SIGABRT received (systemd watchdog timeout?): SIGKILL to every haproxy generation, exiting")
+		s.notify.Stopping("aborted: watchdog timeout")
+		s.signalGens(s.st.Gens, unix.SIGKILL)
+		s.stopping = true
+		s.exitCode = 128 + int(unix.SIGABRT)
+		s.done = true
 	}
 }
 
@@ -749,6 +759,7 @@ const (
 	actionReload
 	actionStop
 	actionGracefulStop
+	actionAbort
 )
 
 // signalAction is the signal table of the README.
@@ -760,26 +771,17 @@ func signalAction(sig unix.Signal) action {
 		return actionStop
 	case unix.SIGUSR1:
 		return actionGracefulStop
+	case unix.SIGABRT:
+		return actionAbort
 	}
 	return actionNone
 }
 
-// statusLine is the STATUS= text (see status.go for the live figures).
+// statusLine is the STATUS= text sent with READY=1, before the live figures
+// are read (runStatus refreshes it with them right after).
 func (s *supervisor) statusLine() string {
-	g := s.serving()
-	if g == nil {
-		return "haproxy " + s.st.HAProxyVersion + " not serving"
-	}
-	line := fmt.Sprintf("haproxy %s pid %d gen %d", s.st.HAProxyVersion, g.Pid, g.Gen)
-	if n := len(s.st.History); n > 0 {
-		last := s.st.History[n-1]
-		if last.OK {
-			line += " · last reload ok"
-		} else {
-			line += " · last reload FAILED: " + last.Error
-		}
-	}
-	return line
+	r := s.report()
+	return r.line()
 }
 
 // cleanup removes what the wrapper created.
