@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -112,10 +113,19 @@ next:
 	return got
 }
 
-// faultWantLine fails unless one log line holds every substring.
+// faultWantLine fails unless one log line holds every substring. It polls a
+// moment: the wrapper's stderr reaches the buffer through a pipe, possibly
+// after an answer on the control socket.
 func faultWantLine(t *testing.T, w *wrapperProc, substrs ...string) string {
 	t.Helper()
-	ls := faultLines(w.out.String(), substrs...)
+	var ls []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ls = faultLines(w.out.String(), substrs...); len(ls) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if len(ls) == 0 {
 		t.Fatalf("no log line with all of %q:\n%s", substrs, w.out.String())
 	}
@@ -481,12 +491,25 @@ func TestFaultConfigAtReload(t *testing.T) {
 				live, _ = w.children()
 				return len(live) == 1 && live[0] == before
 			})
-			// Repair: the next reload works.
+			// The old haproxy keeps its admin socket (HAPROXY_STATS_SOCKET) too:
+			// status, and the next reload's -x handover, go through it.
+			stats := filepath.Join(dir, "admin.sock")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			info, err := showInfo(ctx, stats)
+			cancel()
+			if err != nil || info.Pid != before {
+				t.Errorf("after the failed reload HAPROXY_STATS_SOCKET %s answers pid %d (%v), want the old pid %d", stats, info.Pid, err, before)
+			}
+			// Repair: the next reload works, with socket handover.
 			os.Remove(cfg)
 			if err := os.WriteFile(cfg, good, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			faultReloadOK(t, w)
+			mark := len(w.out.String())
+			third := faultReloadOK(t, w)
+			if argv := faultCmdline(third); !faultHasArg(argv, "-x") {
+				t.Errorf("the reload after the repair ran without -x socket handover: %q\n%s", argv, w.out.String()[mark:])
+			}
 			faultStop(t, w)
 		})
 	}

@@ -17,6 +17,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// wrapperSignals receives the signals the wrapper acts on. After a re-exec
+// they are caught from package initialisation on, the earliest point Go allows.
+var wrapperSignals = make(chan os.Signal, 64)
+
+var notifiedSignals = []os.Signal{unix.SIGUSR1, unix.SIGUSR2, unix.SIGHUP, unix.SIGTERM, unix.SIGINT, unix.SIGABRT}
+
+func init() {
+	if os.Getenv(reexecEnv) == "1" {
+		signal.Notify(wrapperSignals, notifiedSignals...)
+	}
+}
+
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -143,8 +155,8 @@ func supervise(args []string) int {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		log.Warningf("cannot become child subreaper: %v", err)
 	}
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, unix.SIGUSR1, unix.SIGUSR2, unix.SIGHUP, unix.SIGTERM, unix.SIGINT, unix.SIGABRT)
+	sigs := wrapperSignals
+	signal.Notify(sigs, notifiedSignals...)
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, unix.SIGCHLD)
 	// The mask inherited across a re-exec keeps these blocked on this

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -77,12 +78,23 @@ func (s *supervisor) reexec() error {
 	}
 	log.Noticef("re-executing on %s.", st.Trigger)
 	runtime.LockOSThread()
-	// Signals stay blocked across execve, so a signal storm cannot kill the
-	// new image before it has installed its handlers; it takes them then.
+	// The handled signals stay blocked across execve: SIGUSR1 and SIGUSR2
+	// stay pending until the new image handles them, so a storm of them
+	// cannot kill it. The Go runtime unblocks SIGHUP, SIGINT and SIGTERM
+	// at start, before any handler of ours exists: SIGHUP is ignored over
+	// the exec (a SIGHUP in that millisecond is dropped, never fatal; the
+	// new image takes it over). See README "Known limits" for SIGTERM.
+	signal.Ignore(unix.SIGHUP)
 	var old unix.Sigset_t
 	_ = unix.PthreadSigmask(unix.SIG_BLOCK, handledSigset(), &old)
-	err = unix.Exec(s.self, os.Args, env)
+	s.drainQueues() // what arrived while the exec was being prepared
+	if s.stopping {
+		err = errStopping
+	} else {
+		err = unix.Exec(s.self, os.Args, env)
+	}
 	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	signal.Notify(wrapperSignals, unix.SIGHUP)
 	runtime.UnlockOSThread()
 	s.r.mu.Unlock()
 	locked = false
