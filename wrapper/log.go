@@ -66,3 +66,13 @@ func (l *logger) Warningf(f string, a ...any) { l.logf(prioWarning, f, a...) }
 func (l *logger) Noticef(f string, a ...any)  { l.logf(prioNotice, f, a...) }
 func (l *logger) Infof(f string, a ...any)    { l.logf(prioInfo, f, a...) }
 func (l *logger) Debugf(f string, a ...any)   { l.logf(prioDebug, f, a...) }
+
+// raw writes haproxy's own output line as it is, between whole log lines.
+func (l *logger) raw(line string) {
+	if !strings.HasSuffix(line, "\n") {
+		line += "\n"
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, line)
+}

@@ -128,8 +128,20 @@ func locateHAProxy(override, self string) string {
 	return "/usr/sbin/haproxy"
 }
 
-// supervise is the long-lived wrapper: a chain of small steps.
+// supervise is the long-lived wrapper; its last log line is always the
+// legacy "exit, haproxy RC=N".
 func supervise(args []string) int {
+	code := superviseSteps(args)
+	if code < 0 {
+		return exitOK
+	}
+	log.Noticef("exit, haproxy RC=%d", code)
+	return code
+}
+
+// superviseSteps is a chain of small steps; -1 means "no exit line" (the
+// -D parent, whose daemon logs its own).
+func superviseSteps(args []string) int {
 	set, err := loadSettings()
 	if err != nil {
 		log.Errorf("%v", err)
@@ -145,7 +157,11 @@ func supervise(args []string) int {
 	reexeced := os.Getenv(reexecEnv) == "1"
 	daemonPipe := daemonPipeFromEnv()
 	if inv.Daemon && !reexeced && daemonPipe == nil {
-		return forkDaemon(self)
+		code := forkDaemon(self)
+		if code == 0 {
+			return -1
+		}
+		return code
 	}
 	if len(inv.Dropped) > 0 && !reexeced {
 		log.Debugf("start-mode flags %s handled by the wrapper, not passed to haproxy", strings.Join(inv.Dropped, " "))
@@ -197,7 +213,6 @@ func supervise(args []string) int {
 	go s.runWatchdog(ctx)
 	code := s.loop()
 	s.cleanup()
-	log.Noticef("exit, haproxy RC=%d", code)
 	return code
 }
 

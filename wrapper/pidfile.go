@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +56,10 @@ func writePIDFile(path string, pids []int) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = fmt.Errorf("folder %s: %w", dir, pe.Err)
+		}
 		return fmt.Errorf("write pid file %s: %w", path, err)
 	}
 	tmp := f.Name()

@@ -136,6 +136,10 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload: %q %v", ans, err)
 	}
+	waitFor(t, 15*time.Second, "the first old generation to finish", func() bool {
+		live, zombies := w.children()
+		return len(live) == 1 && len(zombies) == 0
+	})
 	before := fdCount(t, w.pid())
 	for i := 0; i < 50; i++ {
 		if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {

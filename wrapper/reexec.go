@@ -48,6 +48,7 @@ func (s *supervisor) reexec() error {
 	var keep []int
 	st := s.st
 	st.ControlFD = -1
+	st.NotifyWarned = s.notify.warned
 	if s.ctl != nil {
 		if fd, err := s.ctl.fd(); err == nil {
 			st.ControlFD = fd
@@ -63,6 +64,11 @@ func (s *supervisor) reexec() error {
 			}
 		}
 		return fds
+	}
+	for _, g := range st.Gens {
+		if g.OutputFD > 0 {
+			keep = append(keep, g.OutputFD)
+		}
 	}
 	st.WaiterFDs = connFDs(s.waiters)
 	st.PendingFDs = connFDs(s.pendingWaiters)
@@ -143,6 +149,7 @@ func (s *supervisor) restore(data string) error {
 	if err := json.Unmarshal([]byte(data), &s.st); err != nil {
 		return fmt.Errorf("state from the previous wrapper image: %w", err)
 	}
+	s.notify.warned = s.st.NotifyWarned
 	if s.st.ControlFD >= 0 {
 		s.ctl = controlFromFD(s, s.st.ControlFD)
 	}
@@ -157,6 +164,11 @@ func (s *supervisor) restore(data string) error {
 			}
 		}
 		return out
+	}
+	for _, g := range s.st.Gens {
+		if g.OutputFD > 0 {
+			g.out = newGenOutput(os.NewFile(uintptr(g.OutputFD), fmt.Sprintf("haproxy-%d-output", g.Pid)))
+		}
 	}
 	s.waiters = fdConns(s.st.WaiterFDs)
 	s.pendingWaiters = fdConns(s.st.PendingFDs)

@@ -27,6 +27,9 @@ type generation struct {
 	ReadySock string    `json:"ready_sock,omitempty"`
 	ReadyCfg  string    `json:"ready_cfg,omitempty"`
 	WithX     bool      `json:"with_x,omitempty"`
+	OutputFD  int       `json:"output_fd,omitempty"` // read end of its stdout/stderr pipe
+
+	out *genOutput
 }
 
 // reloadRecord is one reload's outcome, kept for status and history.
@@ -58,6 +61,7 @@ type persisted struct {
 	WaiterFDs      []int          `json:"waiter_fds,omitempty"`
 	PendingFDs     []int          `json:"pending_fds,omitempty"`
 	WrotePIDFile   bool           `json:"wrote_pidfile"`
+	NotifyWarned   bool           `json:"notify_warned,omitempty"`
 }
 
 type phase int
@@ -253,8 +257,8 @@ func summarizeCheck(out string) string {
 		pick = pick[:3]
 	}
 	msg := strings.Join(pick, " | ")
-	if len(msg) > 600 {
-		msg = msg[:600] + "..."
+	if len(msg) > 600 { // keep both ends: a long path must not hide the reason
+		msg = msg[:300] + " ... " + msg[len(msg)-300:]
 	}
 	if msg == "" {
 		msg = "no output"
@@ -346,7 +350,12 @@ func (s *supervisor) spawnGeneration(reload bool) error {
 		return err
 	}
 	defer devnull.Close()
-	files = append(files, devnull.Fd(), os.Stdout.Fd(), os.Stderr.Fd())
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer outW.Close()
+	files = append(files, devnull.Fd(), outW.Fd(), outW.Fd())
 	env := childEnv(os.Environ())
 	var pipeR *os.File
 	if s.st.Mode == ModeLegacy {
@@ -367,6 +376,7 @@ func (s *supervisor) spawnGeneration(reload bool) error {
 	argv := append([]string{s.bin}, childArgs(s.st.Mode, s.inv, old, stats, g.ReadyCfg)...)
 	pid, err := s.r.spawn(s.bin, argv, env, files, s.exits)
 	if err != nil {
+		outR.Close()
 		if pipeR != nil {
 			pipeR.Close()
 		}
@@ -374,6 +384,9 @@ func (s *supervisor) spawnGeneration(reload bool) error {
 		return err
 	}
 	g.Pid = pid
+	outW.Close()
+	g.out = newGenOutput(outR)
+	g.OutputFD = g.out.fd
 	s.st.Gens = append(s.st.Gens, g)
 	s.starting = g
 	s.phase = phaseStarting
@@ -496,7 +509,7 @@ func (s *supervisor) onReady(g *generation, err error) {
 		pids, _, _ := readPIDFile(s.inv.PIDFile)
 		g.Workers, _ = filterOwn(pids, s.own)
 	} else if err := writePIDFile(s.inv.PIDFile, []int{g.Pid}); err != nil {
-		log.Warningf("%v (haproxy serves; only the pid file is missing)", err)
+		log.Warningf("%v: haproxy serves, only its pid file is missing: create the folder or set PIDFILE to a writable path", err)
 	} else {
 		s.st.WrotePIDFile = true
 	}
@@ -647,15 +660,27 @@ func (s *supervisor) onExit(ev exitEvent) {
 	s.removeGen(g)
 	switch {
 	case g == s.starting:
+		g.out.settle(time.Second)
+		out := g.out.text()
 		reason := fmt.Sprintf("haproxy generation %d (pid %d) exited during start: %s", g.Gen, g.Pid, describeStatus(ev.ws))
+		if strings.TrimSpace(out) != "" {
+			reason += ": " + summarizeCheck(out)
+		}
 		if s.initial {
 			s.exitCode = statusCode(ev.ws)
-			if s.exitCode == 0 {
+			if s.stopping {
+				s.exitCode = stopCode(ev.ws, s.stopSig)
+			} else if s.exitCode == 0 {
 				s.exitCode = exitStartFailed
 			}
+			if s.stopping {
+				s.starting = nil
+				s.startCancel()
+				break
+			}
 			s.startFailed(g, reason)
-		} else if g.WithX && !s.stopping {
-			log.Warningf("%s; haproxy could not take the listening sockets over HAPROXY_STATS_SOCKET %s (does it have 'expose-fd listeners'?): retrying without socket handover", reason, s.set.StatsSocket)
+		} else if g.WithX && !s.stopping && socketTransferFailed(out) {
+			log.Warningf("haproxy could not take the listening sockets over HAPROXY_STATS_SOCKET %s (does its 'stats socket' line have 'expose-fd listeners'?): retrying without socket handover, connections may be reset", s.set.StatsSocket)
 			s.starting = nil
 			s.startCancel()
 			s.retriedNoX = true
