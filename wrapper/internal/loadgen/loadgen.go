@@ -117,7 +117,11 @@ func oneShot(addr string, timeout time.Duration) error {
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n"); err != nil {
 		return err
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	return readOK(http.ReadResponse(bufio.NewReader(c), nil))
+}
+
+// readOK reads a whole answer and wants a 200.
+func readOK(resp *http.Response, err error) error {
 	if err != nil {
 		return err
 	}
@@ -135,18 +139,7 @@ func oneShot(addr string, timeout time.Duration) error {
 // closed by a soft-stopping haproxy between two requests is retried once on a
 // new connection, as every HTTP client does for an idempotent request.
 func keepAliveRequest(c *http.Client, addr string) error {
-	resp, err := c.Get("http://" + addr + "/")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
+	return readOK(c.Get("http://" + addr + "/"))
 }
 
 // Classify names a failure.
