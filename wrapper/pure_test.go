@@ -151,8 +151,16 @@ func TestParsePIDs(t *testing.T) {
 }
 
 func FuzzParsePIDs(f *testing.F) {
-	for _, s := range []string{"123\n", "1 2 3", "garbage", "", "\x00\xff", "4194304", "-1"} {
-		f.Add(s)
+	seeds, _ := filepath.Glob("../testdata/pidfile/*.txt")
+	if len(seeds) == 0 {
+		f.Fatal("no seeds in ../testdata/pidfile")
+	}
+	for _, p := range seeds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, text string) {
 		pids, garbage := parsePIDs(text)
