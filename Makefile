@@ -64,11 +64,10 @@ fuzz:
 bench: deps build
 	$(GO) run ./wrapper/bench -wrapper $(BIN)
 
-units: $(addprefix build/,$(UNITS))
-
-build/%.service: contrib/systemd/%.service.in
+# units are rendered every time: SBINDIR may differ from the last run.
+units:
 	@mkdir -p build
-	sed 's:@SBINDIR@:$(SBINDIR):g' $< > $@
+	for u in $(UNITS); do sed 's:@SBINDIR@:$(SBINDIR):g' contrib/systemd/$$u.in > build/$$u; done
 
 # install: the wrapper, haproxy.service (Type=notify, recommended) as the
 # unit; the forking and legacy units and the drop-in example as documentation
