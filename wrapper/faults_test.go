@@ -756,3 +756,21 @@ func TestFaultSIGTERMWhileStarting(t *testing.T) {
 		})
 	}
 }
+
+func TestFaultMasterWorkerKeywordInConfig(t *testing.T) {
+	bin := requireRealHAProxy(t)
+	dir := shortDir(t)
+	cfg, _, _ := realConfig(t, dir, "")
+	b, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "global\n", "global\n    master-worker\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startWrapper(t, dir, wrapperOpts{noWait: true, env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin}})
+	if code := w.waitExit(30 * time.Second); code != exitStartFailed {
+		t.Fatalf("exit code %d, want %d", code, exitStartFailed)
+	}
+	if !strings.Contains(w.out.String(), "remove 'master-worker' from the global section") {
+		t.Fatalf("no clear message about master-worker:\n%s", w.out.String())
+	}
+	assertNoHAProxyFrom(t, w)
+}

@@ -457,6 +457,9 @@ func waitAnswers(ctx context.Context, sock string, pid int) error {
 		if err == nil && info.Pid == pid {
 			return nil
 		}
+		if err == nil && info.Pid > 0 && parentOf(info.Pid) == pid {
+			return fmt.Errorf("haproxy pid %d runs in master-worker mode (its worker %d answers): remove 'master-worker' from the global section, the wrapper supervises haproxy itself", pid, info.Pid)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -812,6 +815,14 @@ func (s *supervisor) statusLine() string {
 // cleanup removes what the wrapper created.
 func (s *supervisor) cleanup() {
 	s.r.killPending()
+	// Descendants adopted as subreaper (e.g. workers of a killed haproxy)
+	// are the wrapper's own unreaped children: end them, never leave them.
+	for _, p := range childrenOf(os.Getpid()) {
+		if alive(p) {
+			log.Warningf("pid %d (an adopted haproxy descendant) still running at exit: SIGTERM", p)
+			_ = unix.Kill(p, unix.SIGTERM)
+		}
+	}
 	if s.st.WrotePIDFile {
 		_ = os.Remove(s.inv.PIDFile)
 	}
