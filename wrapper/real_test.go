@@ -147,9 +147,9 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 		}
 	}
 	var live, zombies []int
-	waitFor(t, 15*time.Second, "old generations to finish", func() bool {
+	waitFor(t, 15*time.Second, "old generations to finish and be reaped", func() bool {
 		live, zombies = w.children()
-		return len(live) == 1 && len(zombies) == 0
+		return len(live) == 1 && len(zombies) == 0 && len(w.status().Generations) == 1
 	})
 	after := fdCount(t, w.pid())
 	t.Logf("wrapper fds: %d before, %d after 50 reloads; children %v, zombies %v", before, after, live, zombies)
