@@ -27,7 +27,7 @@ func (w *wrapperProc) assertClean(fdsBefore int) {
 	var live, zombies []int
 	waitFor(w.t, 20*time.Second, "one live haproxy child and no zombie", func() bool {
 		live, zombies = w.children()
-		return len(live) == 1 && len(zombies) == 0
+		return len(live) == 1 && len(zombies) == 0 && len(w.status().Generations) == 1
 	})
 	if got := fdCount(w.t, w.pid()); got != fdsBefore {
 		w.t.Fatalf("wrapper fds: %d, want %d", got, fdsBefore)
