@@ -218,3 +218,18 @@ func TestUserStartModeFlagsRefused(t *testing.T) {
 		t.Fatalf("log: %s", w.out.String())
 	}
 }
+
+func TestStopTimeoutKillsStubbornHAProxy(t *testing.T) {
+	f := newFake(t)
+	w := startWrapper(t, f.dir, wrapperOpts{env: f.env("FAKE_VERSION=HAProxy version 2.6.0-fake", "FAKE_MODE=stubborn", "HAPROXY_WRAPPER_STOP_TIMEOUT=1s")})
+	w.signal(syscall.SIGTERM)
+	if code := w.waitExit(20 * time.Second); code != 137 {
+		t.Fatalf("exit code %d, want 137 (haproxy had to be killed)", code)
+	}
+	if !strings.Contains(w.out.String(), "haproxy still running 1s after the stop: SIGKILL") {
+		t.Fatalf("log does not say the stop timed out")
+	}
+	if st := f.starts(t); alive(st[0].Pid) {
+		t.Fatalf("haproxy pid %d still alive", st[0].Pid)
+	}
+}

@@ -18,7 +18,8 @@ import (
 //
 //	FAKE_VERSION   "haproxy -v" output (default a 1.7.11 banner)
 //	FAKE_CHECK_RC  exit code of "haproxy -c" (default 0)
-//	FAKE_MODE      serve (default), crash (exit 3 after FAKE_DELAY), hang (never ready), exit (exit 2 at once)
+//	FAKE_MODE      serve (default), crash (exit 3 after FAKE_DELAY), hang (never ready), exit (exit 2 at once),
+//	               stubborn (serves, ignores SIGTERM and SIGINT)
 //	FAKE_LOG       file that gets one JSON line per start: argv and what the environment held
 type fakeStart struct {
 	Pid          int      `json:"pid"`
@@ -74,6 +75,9 @@ func fakeHAProxy(args []string) int {
 				}
 			}
 		}
+	}
+	if mode == "stubborn" { // ignores the stop signals
+		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
 	}
 	if mode != "hang" {
 		fakeReady(args)
