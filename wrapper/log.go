@@ -67,11 +67,23 @@ func (l *logger) Noticef(f string, a ...any)  { l.logf(prioNotice, f, a...) }
 func (l *logger) Infof(f string, a ...any)    { l.logf(prioInfo, f, a...) }
 func (l *logger) Debugf(f string, a ...any)   { l.logf(prioDebug, f, a...) }
 
-// raw writes haproxy's own output line as it is, between whole log lines.
-func (l *logger) raw(line string) {
+// haproxyLine gives a line of haproxy's output the sd-daemon priority of its
+// own tag ([ALERT], [WARNING], [NOTICE]), so journald files it right.
+func haproxyLine(line string) string {
 	if !strings.HasSuffix(line, "\n") {
 		line += "\n"
 	}
+	for tag, prio := range map[string]int{"[ALERT]": prioErr, "[WARNING]": prioWarning, "[NOTICE]": prioNotice} {
+		if strings.HasPrefix(line, tag) {
+			return fmt.Sprintf("<%d>%s", prio, line)
+		}
+	}
+	return line
+}
+
+// raw writes a line of haproxy's output between whole log lines.
+func (l *logger) raw(line string) {
+	line = haproxyLine(line)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, _ = io.WriteString(l.w, line)

@@ -257,6 +257,20 @@ func TestLogLineFormat(t *testing.T) {
 	}
 }
 
+func TestHAProxyLinePriority(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"[ALERT]    (1) : config : bad\n", "<3>[ALERT]    (1) : config : bad\n"},
+		{"[WARNING]  (1) : Proxy x stopped", "<4>[WARNING]  (1) : Proxy x stopped\n"},
+		{"[NOTICE]   (1) : haproxy version is 2.6", "<5>[NOTICE]   (1) : haproxy version is 2.6\n"},
+		{"plain\n", "plain\n"},
+	}
+	for _, tt := range tests {
+		if got := haproxyLine(tt.in); got != tt.want {
+			t.Errorf("haproxyLine(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestSummarizeCheck(t *testing.T) {
 	out := "[NOTICE] x\n[ALERT]    (1) : config : parsing [a.cfg:3] : unknown keyword 'foo'\n[ALERT]    (1) : config : Fatal errors found\n"
 	if got, want := summarizeCheck(out), "[ALERT]    (1) : config : parsing [a.cfg:3] : unknown keyword 'foo' | [ALERT]    (1) : config : Fatal errors found"; got != want {
