@@ -82,7 +82,9 @@ func (s *supervisor) daemonDone(reason string) {
 	s.daemonPipe = nil
 	defer p.Close()
 	if reason == "" {
-		if err := writePIDFile(s.set.WrapperPID, []int{os.Getpid()}); err != nil {
+		if err := writePIDFile(s.set.WrapperPID, []int{os.Getpid()}); err == nil {
+			s.st.WroteWrapperPID = true
+		} else {
 			reason = fmt.Sprintf("%v: set HAPROXY_WRAPPER_PIDFILE to a writable path", err)
 			log.Errorf("%s", reason)
 			go s.post(func() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -773,4 +774,63 @@ func TestFaultMasterWorkerKeywordInConfig(t *testing.T) {
 		t.Fatalf("no clear message about master-worker:\n%s", w.out.String())
 	}
 	assertNoHAProxyFrom(t, w)
+}
+
+// TestFaultStderrClosed: journald restarting (or a closed terminal) breaks
+// the wrapper's stderr; the wrapper must go on serving, reloading, stopping.
+func TestFaultStderrClosed(t *testing.T) {
+	bin := requireRealHAProxy(t)
+	dir := shortDir(t)
+	cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(placeBinary(t, dir, "haproxy-systemd-wrapper", false))
+	env := baseEnv(dir)
+	for _, kv := range []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin, "HAPROXY_STATS_SOCKET=" + stats} {
+		k, v, _ := strings.Cut(kv, "=")
+		env = setEnv(env, k, v)
+	}
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
+	var seen strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(seen.String(), "serving") {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("wrapper output ended before serving: %v\n%s", err, seen.String())
+		}
+		seen.Write(buf[:n])
+	}
+	pr.Close() // from now on every write to stderr fails with EPIPE
+	ctl := filepath.Join(dir, "ctl.sock")
+	for i := 0; i < 3; i++ {
+		if ans, err := controlRequest(ctl, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+			t.Fatalf("reload %d with stderr closed: %q %v", i, ans, err)
+		}
+	}
+	if _, err := servedBy(addr); err != nil {
+		t.Fatalf("not serving with stderr closed: %v", err)
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("wrapper exit after SIGTERM with stderr closed: %v (want exit 0, not SIGPIPE)", waitErr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("wrapper did not exit after SIGTERM")
+	}
 }

@@ -159,6 +159,7 @@ func startWrapper(t *testing.T, dir string, o wrapperOpts) *wrapperProc {
 	w.cmd.Env = env
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	w.cmd.WaitDelay = 2 * time.Second // a -D daemon keeps the output pipes
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

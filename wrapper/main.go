@@ -173,6 +173,9 @@ func superviseSteps(args []string) int {
 	}
 	sigs := wrapperSignals
 	signal.Notify(sigs, notifiedSignals...)
+	// A broken stderr (journald restarted, a -D parent's pipe closed) must
+	// not kill the supervisor: SIGPIPE is caught and dropped, writes fail.
+	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
 	sigchld := make(chan os.Signal, 1)
 	signal.Notify(sigchld, unix.SIGCHLD)
 	// The mask inherited across a re-exec keeps these blocked on this

@@ -185,3 +185,53 @@ func TestRealSIGUSR1LetsConnectionsFinish(t *testing.T) {
 		t.Fatalf("exit code after SIGUSR1 = %d, want 0", code)
 	}
 }
+
+func TestRealForkingDashD(t *testing.T) {
+	bin := requireRealHAProxy(t)
+	dir := shortDir(t)
+	cfg, addr, _ := realConfig(t, dir, "")
+	w := startWrapper(t, dir, wrapperOpts{noWait: true, args: []string{"-D"}, env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin}})
+	if code := w.waitExit(30 * time.Second); code != 0 {
+		t.Fatalf("the -D parent exited %d, want 0 once haproxy serves", code)
+	}
+	// The parent returns only when haproxy serves and the pid file is written.
+	if _, err := servedBy(addr); err != nil {
+		t.Fatalf("not serving when the -D parent returned: %v", err)
+	}
+	b, err := os.ReadFile(w.dir + "/wrapper.pid")
+	if err != nil {
+		t.Fatalf("wrapper pid file: %v", err)
+	}
+	daemon := atoiOr0(strings.TrimSpace(string(b)))
+	if daemon == 0 || daemon == w.pid() || !alive(daemon) {
+		t.Fatalf("wrapper pid file names %q, want the live daemon", b)
+	}
+	t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
+	if err := syscall.Kill(daemon, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the daemon to exit", func() bool { return !alive(daemon) })
+	if _, err := os.Stat(w.dir + "/wrapper.pid"); !os.IsNotExist(err) {
+		t.Errorf("wrapper pid file left after the stop: %v", err)
+	}
+	assertNoHAProxyFrom(t, w)
+}
+
+func TestRealForkingDashDBrokenConfig(t *testing.T) {
+	bin := requireRealHAProxy(t)
+	dir := shortDir(t)
+	cfg, _, _ := realConfig(t, dir, "")
+	if err := os.WriteFile(cfg, []byte("global\n    no-such-keyword\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w := startWrapper(t, dir, wrapperOpts{noWait: true, args: []string{"-D"}, env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin}})
+	if code := w.waitExit(30 * time.Second); code == 0 {
+		t.Fatalf("the -D parent exited 0 with a broken config")
+	}
+	if !strings.Contains(w.out.String(), "haproxy-systemd-wrapper: haproxy did not start: configuration check failed") {
+		t.Fatalf("no reason on stderr:\n%s", w.out.String())
+	}
+	if _, err := os.Stat(w.dir + "/wrapper.pid"); !os.IsNotExist(err) {
+		t.Errorf("wrapper pid file written for a failed start")
+	}
+}

@@ -46,22 +46,23 @@ const historySize = 10
 
 // persisted is the supervisor state that crosses a re-exec.
 type persisted struct {
-	WrapperVersion string         `json:"wrapper_version"`
-	HAProxyVersion string         `json:"haproxy_version"`
-	Mode           StartMode      `json:"mode"`
-	Gens           []*generation  `json:"gens"`
-	NextGen        int            `json:"next_gen"`
-	StartedAt      time.Time      `json:"started_at"`
-	History        []reloadRecord `json:"history"`
-	Reloads        int            `json:"reloads"`
-	Pending        bool           `json:"pending"`
-	ReloadStarted  time.Time      `json:"reload_started"`
-	Trigger        string         `json:"trigger"`
-	ControlFD      int            `json:"control_fd"`
-	WaiterFDs      []int          `json:"waiter_fds,omitempty"`
-	PendingFDs     []int          `json:"pending_fds,omitempty"`
-	WrotePIDFile   bool           `json:"wrote_pidfile"`
-	NotifyWarned   bool           `json:"notify_warned,omitempty"`
+	WrapperVersion  string         `json:"wrapper_version"`
+	HAProxyVersion  string         `json:"haproxy_version"`
+	Mode            StartMode      `json:"mode"`
+	Gens            []*generation  `json:"gens"`
+	NextGen         int            `json:"next_gen"`
+	StartedAt       time.Time      `json:"started_at"`
+	History         []reloadRecord `json:"history"`
+	Reloads         int            `json:"reloads"`
+	Pending         bool           `json:"pending"`
+	ReloadStarted   time.Time      `json:"reload_started"`
+	Trigger         string         `json:"trigger"`
+	ControlFD       int            `json:"control_fd"`
+	WaiterFDs       []int          `json:"waiter_fds,omitempty"`
+	PendingFDs      []int          `json:"pending_fds,omitempty"`
+	WrotePIDFile    bool           `json:"wrote_pidfile"`
+	NotifyWarned    bool           `json:"notify_warned,omitempty"`
+	WroteWrapperPID bool           `json:"wrote_wrapper_pid,omitempty"`
 }
 
 type phase int
@@ -825,6 +826,9 @@ func (s *supervisor) cleanup() {
 	}
 	if s.st.WrotePIDFile {
 		_ = os.Remove(s.inv.PIDFile)
+	}
+	if s.st.WroteWrapperPID {
+		_ = os.Remove(s.set.WrapperPID)
 	}
 	for _, g := range s.st.Gens {
 		s.removeGen(g)
