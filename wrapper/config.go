@@ -18,7 +18,7 @@ type Settings struct {
 	// Legacy and unit-file variables.
 	Config      string `envconfig:"CONFIG" desc:"haproxy configuration file or directory; adds -f $CONFIG when the arguments carry no -f"`
 	PIDFile     string `envconfig:"PIDFILE" desc:"haproxy's pid file; adds -p $PIDFILE when the arguments carry no -p (legacy default /run/haproxy.pid)"`
-	StatsSocket string `envconfig:"HAPROXY_STATS_SOCKET" desc:"admin stats socket declared with 'expose-fd listeners': passed as -x on reloads (zero-loss socket handover), read for status and health"`
+	StatsSocket string `envconfig:"HAPROXY_STATS_SOCKET" desc:"admin stats socket declared with 'expose-fd listeners': passed as -x on reloads (zero-loss socket handover); with haproxy <= 1.7 also read for status and watchdog"`
 
 	// The wrapper's own settings.
 	HAProxyBin    string        `envconfig:"HAPROXY_BIN" desc:"haproxy binary (default: 'haproxy' next to the wrapper, X for X-systemd-wrapper, else /usr/sbin/haproxy)"`
@@ -27,7 +27,7 @@ type Settings struct {
 	RuntimeDir    string        `envconfig:"HAPROXY_WRAPPER_RUNTIME_DIR" default:"/run/haproxy-systemd-wrapper" desc:"private folder for the per-generation readiness sockets"`
 	StartTimeout  time.Duration `envconfig:"HAPROXY_WRAPPER_START_TIMEOUT" default:"60s" desc:"how long a new haproxy generation may take to serve before the start or reload counts as failed"`
 	StopTimeout   time.Duration `envconfig:"HAPROXY_WRAPPER_STOP_TIMEOUT" default:"0s" desc:"after a stop signal, SIGKILL haproxy processes still alive after this long (0: wait, and let systemd's TimeoutStopSec= act)"`
-	StatusPeriod  time.Duration `envconfig:"HAPROXY_WRAPPER_STATUS_INTERVAL" default:"5s" desc:"how often the STATUS= line is refreshed from the stats socket"`
+	StatusPeriod  time.Duration `envconfig:"HAPROXY_WRAPPER_STATUS_INTERVAL" default:"5s" desc:"how often the STATUS= line is refreshed with live figures"`
 	LogLevel      string        `envconfig:"HAPROXY_WRAPPER_LOG_LEVEL" default:"info" desc:"err, warning, notice, info or debug"`
 
 	// systemd's variables (read, never passed on to haproxy).
@@ -105,7 +105,7 @@ Environment:
 		if def == "" {
 			def = "unset"
 		}
-		fmt.Fprintf(&b, "  %-31s %s\n  %-31s (default: %s)\n", v.name, v.desc, "", def)
+		fmt.Fprintf(&b, "  %-32s %s\n  %-32s (default: %s)\n", v.name, v.desc, "", def)
 	}
 	return b.String()
 }
