@@ -52,6 +52,9 @@ func TestBurstDuringReloadCoalesces(t *testing.T) {
 		t.Fatalf("%d reloads after a burst of 50 during one: want the one plus at most one more", st.Reloads)
 	}
 	w.assertClean(fds)
+	if st := w.settle(); st.Reloads > 2 {
+		t.Fatalf("%d reloads after a burst of 50 during one: want the one plus at most one more", st.Reloads)
+	}
 }
 
 func TestThousandSIGUSR2InOneSecond(t *testing.T) {
