@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,14 +62,6 @@ func controlFromFD(s *supervisor, fd int) *controlServer {
 	cs := &controlServer{path: ul.Addr().String(), ln: ul, stopped: make(chan struct{})}
 	go cs.serve(s)
 	return cs
-}
-
-func (c *controlServer) fd() (int, error) {
-	f, err := c.ln.File()
-	if err != nil {
-		return -1, err
-	}
-	return int(f.Fd()), nil // kept open on purpose, for the exec
 }
 
 // pause stops accepting (the pending connections stay queued in the socket
@@ -164,9 +157,14 @@ func (c *controlServer) handle(s *supervisor, conn net.Conn) {
 		s.post(func() { s.requestReload("reload command", conn) })
 	case "status":
 		asJSON := len(cmd) > 1 && cmd[1] == "json"
-		reply := make(chan statusReport, 1)
-		s.post(func() { reply <- s.report() })
-		r := <-reply
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, ok := s.snapshot(ctx)
+		cancel()
+		if !ok {
+			fmt.Fprintln(conn, "error the wrapper is busy or exiting")
+			conn.Close()
+			return
+		}
 		r.fill()
 		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if asJSON {
@@ -197,22 +195,10 @@ func replyWaiter(c net.Conn, ok bool, msg string) {
 }
 
 // controlRequest sends one command and returns the answer. timeout 0: wait.
-// A status request (idempotent) is tried up to three times when the
-// connection breaks without an answer.
 func controlRequest(path, cmd string, timeout time.Duration) (string, error) {
-	ans, err := controlRequestOnce(path, cmd, timeout)
-	for try := 1; try < 3 && err != nil && strings.HasPrefix(cmd, "status") && !errors.Is(err, errNoWrapper); try++ {
-		ans, err = controlRequestOnce(path, cmd, timeout)
-	}
-	return ans, err
-}
-
-var errNoWrapper = errors.New("no wrapper answers")
-
-func controlRequestOnce(path, cmd string, timeout time.Duration) (string, error) {
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
-		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET)? 'kill -USR2 <wrapper pid>' also reloads%w", path, err, noWrap(errNoWrapper))
+		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET)? 'kill -USR2 <wrapper pid>' also reloads", path, err)
 	}
 	defer c.Close()
 	if timeout > 0 {
@@ -230,11 +216,3 @@ func controlRequestOnce(path, cmd string, timeout time.Duration) (string, error)
 	}
 	return string(b), nil
 }
-
-// noWrap carries err for errors.Is without adding to the message.
-type silentErr struct{ err error }
-
-func (e silentErr) Error() string { return "" }
-func (e silentErr) Unwrap() error { return e.err }
-
-func noWrap(err error) error { return silentErr{err} }

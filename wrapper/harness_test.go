@@ -255,11 +255,11 @@ func (w *wrapperProc) waitReloads(n int) statusReport {
 // children lists the wrapper's live (non-zombie) and zombie children.
 func (w *wrapperProc) children() (live, zombies []int) {
 	for _, p := range childrenOf(w.pid()) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
+		st, _ := procStat(p)
+		if st == "" {
 			continue
 		}
-		if procState(string(b)) == "Z" {
+		if st == "Z" {
 			zombies = append(zombies, p)
 		} else {
 			live = append(live, p)

@@ -124,10 +124,10 @@ func (r *statusReport) healthy(timeout time.Duration) error {
 			sock = r.statsSocket
 		}
 		if sock == "" {
-			if procState(readStat(g.PID)) == "R" || procState(readStat(g.PID)) == "S" {
-				return nil
+			if st, _ := procStat(g.PID); st != "R" && st != "S" {
+				return fmt.Errorf("haproxy pid %d is not running (state %q)", g.PID, st)
 			}
-			return fmt.Errorf("haproxy pid %d is not running (state %q)", g.PID, procState(readStat(g.PID)))
+			return nil
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
@@ -141,11 +141,6 @@ func (r *statusReport) healthy(timeout time.Duration) error {
 		return nil
 	}
 	return fmt.Errorf("no haproxy generation serving")
-}
-
-func readStat(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	return string(b)
 }
 
 // establishedConns counts the established TCP connections held by pid: used

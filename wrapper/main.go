@@ -246,14 +246,7 @@ func startExitCode(err error) int {
 // loop is the supervisor's event loop; it returns the exit code.
 func (s *supervisor) loop() int {
 	for !s.done {
-		select {
-		case sig := <-s.sigs:
-			s.onSignal(sig.(unix.Signal))
-		case ev := <-s.exits:
-			s.onExit(ev)
-		case f := <-s.events:
-			f()
-		}
+		s.step(true)
 	}
 	if s.exitCode >= 0 {
 		return s.exitCode

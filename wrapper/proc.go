@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -215,40 +217,43 @@ func describeStatus(ws unix.WaitStatus) string {
 	return "unknown status"
 }
 
-// alive tells whether pid exists (a zombie counts as gone).
-func alive(pid int) bool {
+// procStat reads a process's state letter and parent pid from
+// /proc/PID/stat in one read; a process that is gone gives "" and 0.
+func procStat(pid int) (state string, ppid int) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return false
+		return "", 0
 	}
-	st := procState(string(b))
-	return st != "Z" && st != "X" && st != ""
+	return parseStat(string(b))
 }
 
-// procState returns the state letter of a /proc/PID/stat line.
-func procState(stat string) string {
-	i := bytes.LastIndexByte([]byte(stat), ')')
-	if i < 0 || i+3 > len(stat) {
-		return ""
+// parseStat parses a /proc/PID/stat line; the command name in parentheses
+// may itself hold spaces and parentheses, so the fields are read after the
+// last ')'.
+func parseStat(stat string) (state string, ppid int) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return "", 0
 	}
-	return stat[i+2 : i+3]
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 2 {
+		return "", 0
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0], ppid
 }
+
+// alive tells whether pid exists (a zombie counts as gone).
+func alive(pid int) bool {
+	st, _ := procStat(pid)
+	return running(st)
+}
+
+// running tells whether a /proc state letter is a live process's.
+func running(state string) bool { return state != "" && state != "Z" && state != "X" }
 
 // parentOf returns the parent pid of pid from /proc, or 0.
 func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	var state string
-	var ppid int
-	if _, err := fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid); err != nil {
-		return 0
-	}
+	_, ppid := procStat(pid)
 	return ppid
 }

@@ -336,11 +336,22 @@ func TestLocateHAProxy(t *testing.T) {
 	}
 }
 
-func TestProcState(t *testing.T) {
-	if got := procState("123 (ha proxy) (x) Z 1 2"); got != "Z" {
-		t.Errorf("got %q", got)
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		line  string
+		state string
+		ppid  int
+	}{
+		{"123 (haproxy) S 77 123 123 0 -1", "S", 77},
+		{"123 (ha proxy) (x) Z 1 2", "Z", 1},
+		{"123 (a) b) R 9 1", "R", 9},
+		{"garbage", "", 0},
+		{"123 (x)", "", 0},
 	}
-	if got := procState("garbage"); got != "" {
-		t.Errorf("got %q", got)
+	for _, tt := range tests {
+		state, ppid := parseStat(tt.line)
+		if state != tt.state || ppid != tt.ppid {
+			t.Errorf("parseStat(%q) = %q %d, want %q %d", tt.line, state, ppid, tt.state, tt.ppid)
+		}
 	}
 }

@@ -27,51 +27,74 @@ func (s *supervisor) reexec() error {
 	}
 	// Nothing may be lost at the exec: hold the reaper (an exit reaped now
 	// would never reach the new image), let accepted control requests reach
-	// the loop, and handle every queued signal, exit and event first.
+	// the loop, block the signals, then handle everything queued, and only
+	// then write down the state.
 	s.r.mu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.r.mu.Unlock()
-		}
-	}()
+	defer s.r.mu.Unlock()
 	if s.ctl != nil {
 		s.ctl.pause(s)
+		defer func() { s.ctl.resume(s) }() // reached only when the exec failed
 	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// The handled signals stay blocked across execve: SIGUSR1 and SIGUSR2
+	// stay pending until the new image handles them, so a storm of them
+	// cannot kill it. The Go runtime unblocks SIGHUP, SIGINT and SIGTERM
+	// at start, before any handler of ours exists: SIGHUP is ignored over
+	// the exec (a SIGHUP in that millisecond is dropped, never fatal; the
+	// new image takes it over). See README "Known limits" for SIGTERM.
+	signal.Ignore(unix.SIGHUP)
+	defer signal.Notify(wrapperSignals, unix.SIGHUP)
+	var old unix.Sigset_t
+	_ = unix.PthreadSigmask(unix.SIG_BLOCK, handledSigset(), &old)
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	s.drainQueues()
 	if s.stopping {
-		if s.ctl != nil {
-			s.ctl.resume(s)
-		}
 		return errStopping
 	}
-	var keep []int
+
+	// The descriptors that cross: the control socket, the waiting clients'
+	// connections (dups, closed again if the exec fails) and each
+	// generation's output pipe.
 	st := s.st
 	st.ControlFD = -1
 	st.NotifyWarned = s.notify.warned
-	if s.ctl != nil {
-		if fd, err := s.ctl.fd(); err == nil {
-			st.ControlFD = fd
-			keep = append(keep, fd)
+	var dups []*os.File
+	defer func() {
+		for _, f := range dups {
+			f.Close()
 		}
+	}()
+	var keep []int
+	dup := func(f *os.File, err error) int {
+		if err != nil {
+			return -1
+		}
+		dups = append(dups, f)
+		keep = append(keep, int(f.Fd()))
+		return int(f.Fd())
+	}
+	if s.ctl != nil {
+		st.ControlFD = dup(s.ctl.ln.File())
 	}
 	connFDs := func(conns []net.Conn) []int {
 		var fds []int
 		for _, c := range conns {
-			if fd, err := connFD(c); err == nil {
-				fds = append(fds, fd)
-				keep = append(keep, fd)
+			if uc, ok := c.(*net.UnixConn); ok {
+				if fd := dup(uc.File()); fd >= 0 {
+					fds = append(fds, fd)
+				}
 			}
 		}
 		return fds
 	}
+	st.WaiterFDs = connFDs(s.waiters)
+	st.PendingFDs = connFDs(s.pendingWaiters)
 	for _, g := range st.Gens {
 		if g.OutputFD > 0 {
 			keep = append(keep, g.OutputFD)
 		}
 	}
-	st.WaiterFDs = connFDs(s.waiters)
-	st.PendingFDs = connFDs(s.pendingWaiters)
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -82,66 +105,46 @@ func (s *supervisor) reexec() error {
 	for _, fd := range keep {
 		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
 	}
+	defer func() {
+		for _, fd := range keep {
+			_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
+		}
+	}()
 	log.Noticef("re-executing on %s.", st.Trigger)
-	runtime.LockOSThread()
-	// The handled signals stay blocked across execve: SIGUSR1 and SIGUSR2
-	// stay pending until the new image handles them, so a storm of them
-	// cannot kill it. The Go runtime unblocks SIGHUP, SIGINT and SIGTERM
-	// at start, before any handler of ours exists: SIGHUP is ignored over
-	// the exec (a SIGHUP in that millisecond is dropped, never fatal; the
-	// new image takes it over). See README "Known limits" for SIGTERM.
-	signal.Ignore(unix.SIGHUP)
-	var old unix.Sigset_t
-	_ = unix.PthreadSigmask(unix.SIG_BLOCK, handledSigset(), &old)
-	s.drainQueues() // what arrived while the exec was being prepared
-	if s.stopping {
-		err = errStopping
-	} else {
-		err = unix.Exec(s.self, os.Args, env)
-	}
-	_ = unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
-	signal.Notify(wrapperSignals, unix.SIGHUP)
-	runtime.UnlockOSThread()
-	s.r.mu.Unlock()
-	locked = false
-	if s.ctl != nil {
-		s.ctl.resume(s)
-	}
-	for _, fd := range keep {
-		_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
-	}
-	return err
+	return unix.Exec(s.self, os.Args, env)
 }
 
 var errStopping = errors.New("the wrapper is stopping")
 
 // drainQueues handles everything already queued for the loop.
 func (s *supervisor) drainQueues() {
-	for {
-		select {
-		case sig := <-s.sigs:
-			s.onSignal(sig.(unix.Signal))
-		case ev := <-s.exits:
-			s.onExit(ev)
-		case f := <-s.events:
-			f()
-		default:
-			return
-		}
+	for s.step(false) {
 	}
 }
 
-// connFD returns the descriptor of a unix connection (a dup, kept open).
-func connFD(c net.Conn) (int, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return -1, fmt.Errorf("not a unix connection")
+// closedChan is always ready: the "nothing queued" case of step.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// step handles one signal, exit or event. With wait it blocks until one
+// comes; without, it returns false once nothing is queued (select picks
+// among ready cases at random, so "nothing" is believed only when every
+// queue is empty).
+func (s *supervisor) step(wait bool) bool {
+	var nothing chan struct{}
+	if !wait {
+		nothing = closedChan
 	}
-	f, err := uc.File()
-	if err != nil {
-		return -1, err
+	select {
+	case sig := <-s.sigs:
+		s.onSignal(sig.(unix.Signal))
+	case ev := <-s.exits:
+		s.onExit(ev)
+	case f := <-s.events:
+		f()
+	case <-nothing:
+		return len(s.sigs)+len(s.exits)+len(s.events) > 0
 	}
-	return int(f.Fd()), nil // f is deliberately not closed: the fd must survive until exec
+	return true
 }
 
 // restore rebuilds the supervisor from the state a previous image left.

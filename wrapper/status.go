@@ -48,7 +48,7 @@ type genReport struct {
 func (s *supervisor) report() statusReport {
 	r := statusReport{
 		WrapperVersion: version, WrapperPID: os.Getpid(), HAProxyVersion: s.st.HAProxyVersion,
-		Mode: s.st.Mode.String(), Reloads: s.st.Reloads, ReloadInProgress: s.phase != phaseIdle, ReloadPending: s.st.Pending,
+		Mode: s.st.Mode.String(), Reloads: s.st.Reloads, ReloadInProgress: s.busy(), ReloadPending: s.st.Pending,
 		History: append([]reloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
 		statsSocket: s.set.StatsSocket, Stopping: s.stopping,
 	}
@@ -115,7 +115,7 @@ func (r *statusReport) fill() {
 }
 
 // line is the one-line summary used for STATUS=.
-func (r *statusReport) line() string {
+func (r statusReport) line() string {
 	if !r.Serving {
 		return "haproxy " + r.HAProxyVersion + " not serving"
 	}
@@ -143,7 +143,7 @@ func (r *statusReport) line() string {
 }
 
 // text is the report for a person.
-func (r *statusReport) text() string {
+func (r statusReport) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n", r.line())
 	fmt.Fprintf(&b, "wrapper %s pid %d, mode %s, up %ds, %d reloads\n", r.WrapperVersion, r.WrapperPID, r.Mode, r.UptimeSec, r.Reloads)

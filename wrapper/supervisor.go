@@ -21,7 +21,6 @@ type generation struct {
 	Pid       int       `json:"pid"`
 	Workers   []int     `json:"workers,omitempty"`
 	Started   time.Time `json:"started"`
-	ReadyAt   time.Time `json:"ready_at,omitempty"`
 	Ready     bool      `json:"ready"`
 	Draining  bool      `json:"draining"`
 	ReadySock string    `json:"ready_sock,omitempty"`
@@ -46,7 +45,6 @@ const historySize = 10
 
 // persisted is the supervisor state that crosses a re-exec.
 type persisted struct {
-	WrapperVersion  string         `json:"wrapper_version"`
 	HAProxyVersion  string         `json:"haproxy_version"`
 	Mode            StartMode      `json:"mode"`
 	Gens            []*generation  `json:"gens"`
@@ -64,14 +62,6 @@ type persisted struct {
 	NotifyWarned    bool           `json:"notify_warned,omitempty"`
 	WroteWrapperPID bool           `json:"wrote_wrapper_pid,omitempty"`
 }
-
-type phase int
-
-const (
-	phaseIdle     phase = iota
-	phaseChecking       // configuration check of a reload running
-	phaseStarting       // a new generation started, not serving yet
-)
 
 // supervisor owns all state; only its loop goroutine touches it. Other
 // goroutines post closures to events.
@@ -91,8 +81,8 @@ type supervisor struct {
 	notify     *notifier
 	ctl        *controlServer
 
-	phase          phase
-	starting       *generation
+	checking       bool        // a reload's configuration check is running
+	starting       *generation // a generation started, not serving yet
 	startCancel    context.CancelFunc
 	retriedNoX     bool
 	waiters        []net.Conn // wait for the reload in progress
@@ -119,9 +109,12 @@ func newSupervisor(set Settings, inv Invocation, bin, self string) *supervisor {
 		notify:     newNotifier(set.NotifySocket),
 		exitCode:   -1,
 		statusKick: make(chan struct{}, 1),
-		st:         persisted{ControlFD: -1, WrapperVersion: version},
+		st:         persisted{ControlFD: -1},
 	}
 }
+
+// busy tells whether a start or reload is in progress.
+func (s *supervisor) busy() bool { return s.checking || s.starting != nil }
 
 // post runs f on the supervisor loop.
 func (s *supervisor) post(f func()) { s.events <- f }
@@ -154,6 +147,11 @@ func (s *supervisor) removeGen(g *generation) {
 		}
 	}
 	s.st.Gens = out
+	g.removeFiles()
+}
+
+// removeFiles removes the generation's readiness socket and configuration.
+func (g *generation) removeFiles() {
 	if g.ReadySock != "" {
 		_ = os.Remove(g.ReadySock)
 	}
@@ -169,11 +167,8 @@ func (s *supervisor) own(pid int) bool {
 	if s.findGen(pid) != nil {
 		return true
 	}
-	if !alive(pid) {
-		return false
-	}
-	pp := parentOf(pid)
-	return pp == os.Getpid() || s.findGen(pp) != nil
+	st, pp := procStat(pid)
+	return running(st) && (pp == os.Getpid() || s.findGen(pp) != nil)
 }
 
 // targets returns every pid to signal for the given generations: leaders,
@@ -390,7 +385,6 @@ func (s *supervisor) spawnGeneration(reload bool) error {
 	g.OutputFD = g.out.fd
 	s.st.Gens = append(s.st.Gens, g)
 	s.starting = g
-	s.phase = phaseStarting
 	log.Infof("started haproxy generation %d, pid %d: %s", g.Gen, pid, strings.Join(argv, " "))
 	ctx, cancel := context.WithTimeout(context.Background(), s.set.StartTimeout)
 	s.startCancel = cancel
@@ -503,7 +497,6 @@ func (s *supervisor) onReady(g *generation, err error) {
 	s.starting = nil
 	s.startCancel()
 	g.Ready = true
-	g.ReadyAt = time.Now()
 	for _, o := range s.st.Gens {
 		if o != g {
 			o.Draining = true
@@ -520,9 +513,8 @@ func (s *supervisor) onReady(g *generation, err error) {
 	if s.initial {
 		s.initial = false
 		log.Noticef("haproxy %s serving: generation %d, pid %d, ready in %s", s.st.HAProxyVersion, g.Gen, g.Pid, time.Since(g.Started).Round(time.Millisecond))
-		s.notify.Ready(s.statusLine(), os.Getpid())
+		s.notify.Ready(s.report().line(), os.Getpid())
 		s.daemonDone("")
-		s.phase = phaseIdle
 		s.kickStatus()
 		s.afterReload()
 		return
@@ -557,7 +549,7 @@ func (s *supervisor) requestReload(trigger string, waiter net.Conn) {
 		replyWaiter(waiter, false, "the wrapper is stopping")
 		return
 	}
-	if s.phase != phaseIdle || s.initial {
+	if s.busy() || s.initial {
 		if !s.st.Pending {
 			log.Infof("reload (%s) queued behind the one in progress", trigger)
 		}
@@ -574,7 +566,7 @@ func (s *supervisor) requestReload(trigger string, waiter net.Conn) {
 }
 
 func (s *supervisor) beginReload(trigger string) {
-	s.phase = phaseChecking
+	s.checking = true
 	s.retriedNoX = false
 	s.st.ReloadStarted = time.Now()
 	s.st.Trigger = trigger
@@ -587,6 +579,7 @@ func (s *supervisor) beginReload(trigger string) {
 }
 
 func (s *supervisor) checkDone(err error) {
+	s.checking = false
 	if s.stopping {
 		s.finishReload(false, "the wrapper is stopping")
 		return
@@ -607,7 +600,6 @@ func (s *supervisor) checkDone(err error) {
 
 func (s *supervisor) spawnReload() {
 	if err := s.spawnGeneration(true); err != nil {
-		s.phase = phaseIdle
 		s.finishReload(false, err.Error())
 	}
 }
@@ -624,13 +616,12 @@ func (s *supervisor) finishReload(ok bool, reason string) {
 	if len(s.st.History) > historySize {
 		s.st.History = s.st.History[len(s.st.History)-historySize:]
 	}
-	s.phase = phaseIdle
 	if ok {
 		log.Noticef("reload done: generation %d serving (pid %d) in %s", rec.Gen, s.serving().Pid, rec.Duration.Round(time.Millisecond))
 	} else {
 		log.Errorf("reload failed, the previous generation keeps serving: %s", reason)
 	}
-	s.notify.Ready(s.statusLine(), os.Getpid())
+	s.notify.Ready(s.report().line(), os.Getpid())
 	for _, w := range s.waiters {
 		if ok {
 			replyWaiter(w, true, fmt.Sprintf("generation %d serving (pid %d)", rec.Gen, s.serving().Pid))
@@ -645,7 +636,7 @@ func (s *supervisor) finishReload(ok bool, reason string) {
 
 // afterReload starts the reload queued meanwhile.
 func (s *supervisor) afterReload() {
-	if s.st.Pending && !s.stopping && s.phase == phaseIdle && !s.initial {
+	if s.st.Pending && !s.stopping && !s.busy() && !s.initial {
 		s.st.Pending = false
 		s.waiters = s.pendingWaiters
 		s.pendingWaiters = nil
@@ -806,13 +797,6 @@ func signalAction(sig unix.Signal) action {
 	return actionNone
 }
 
-// statusLine is the STATUS= text sent with READY=1, before the live figures
-// are read (runStatus refreshes it with them right after).
-func (s *supervisor) statusLine() string {
-	r := s.report()
-	return r.line()
-}
-
 // cleanup removes what the wrapper created.
 func (s *supervisor) cleanup() {
 	s.r.killPending()
@@ -830,8 +814,8 @@ func (s *supervisor) cleanup() {
 	if s.st.WroteWrapperPID {
 		_ = os.Remove(s.set.WrapperPID)
 	}
-	for _, g := range s.st.Gens {
-		s.removeGen(g)
+	for _, g := range s.st.Gens { // removeGen would rewrite the slice being ranged
+		g.removeFiles()
 	}
 	if s.ctl != nil {
 		s.ctl.close()
