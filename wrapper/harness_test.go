@@ -1,40 +1,21 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
-
-// syncBuffer collects a process's output for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // waitFor polls cond every 10ms until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -62,12 +43,11 @@ func shortDir(t *testing.T) string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testutil.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 type wrapperProc struct {
@@ -76,7 +56,7 @@ type wrapperProc struct {
 	bin     string
 	addr    string // the test haproxy's HTTP address, when real
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *testutil.Buffer
 	done    chan struct{}
 	code    int
 	ctlPath string
@@ -142,7 +122,7 @@ func baseEnv(dir string) []string {
 // process group, killed whole at the end of the test.
 func startWrapper(t *testing.T, dir string, o wrapperOpts) *wrapperProc {
 	t.Helper()
-	w := &wrapperProc{t: t, dir: dir, out: &syncBuffer{}, done: make(chan struct{}), ctlPath: filepath.Join(dir, "ctl.sock")}
+	w := &wrapperProc{t: t, dir: dir, out: &testutil.Buffer{}, done: make(chan struct{}), ctlPath: filepath.Join(dir, "ctl.sock")}
 	w.bin = filepath.Join(dir, "haproxy-systemd-wrapper")
 	if _, err := os.Lstat(w.bin); err != nil {
 		w.bin = placeBinary(t, dir, "haproxy-systemd-wrapper", o.copy)
@@ -332,7 +312,14 @@ func requireRealHAProxy(t *testing.T) string {
 }
 
 // startReal starts the wrapper on the real haproxy with the test config.
-func startReal(t *testing.T, withStats bool, extra ...string) *wrapperProc {
+func startReal(t *testing.T, withStats bool) *wrapperProc {
+	t.Helper()
+	return startRealOpts(t, withStats, wrapperOpts{})
+}
+
+// startRealOpts is startReal with options; o.env is added to the test
+// config's CONFIG, HAPROXY_BIN (and HAPROXY_STATS_SOCKET when withStats).
+func startRealOpts(t *testing.T, withStats bool, o wrapperOpts) *wrapperProc {
 	t.Helper()
 	bin := requireRealHAProxy(t)
 	dir := shortDir(t)
@@ -341,7 +328,8 @@ func startReal(t *testing.T, withStats bool, extra ...string) *wrapperProc {
 	if withStats {
 		env = append(env, "HAPROXY_STATS_SOCKET="+stats)
 	}
-	w := startWrapper(t, dir, wrapperOpts{env: append(env, extra...)})
+	o.env = append(env, o.env...)
+	w := startWrapper(t, dir, o)
 	w.addr = addr
 	return w
 }

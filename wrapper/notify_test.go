@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // listenNotify is a notify socket like systemd's, on a real unixgram socket.
@@ -55,7 +57,7 @@ func TestNotifyPathAndAbstract(t *testing.T) {
 }
 
 func TestNotifyNowhereWarnsOnce(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.Buffer
 	old := log.w
 	log.w = &buf
 	defer func() { log.w = old }()

@@ -187,10 +187,8 @@ func TestRealSIGUSR1LetsConnectionsFinish(t *testing.T) {
 }
 
 func TestRealForkingDashD(t *testing.T) {
-	bin := requireRealHAProxy(t)
-	dir := shortDir(t)
-	cfg, addr, _ := realConfig(t, dir, "")
-	w := startWrapper(t, dir, wrapperOpts{noWait: true, args: []string{"-D"}, env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin}})
+	w := startRealOpts(t, false, wrapperOpts{noWait: true, args: []string{"-D"}})
+	addr := w.addr
 	if code := w.waitExit(30 * time.Second); code != 0 {
 		t.Fatalf("the -D parent exited %d, want 0 once haproxy serves", code)
 	}

@@ -85,14 +85,10 @@ func holdConns(t *testing.T, addr string, n int) []net.Conn {
 }
 
 func TestLiveStatusOverNotifyAndJSON(t *testing.T) {
-	requireRealHAProxy(t)
-	dir := shortDir(t)
-	notify := filepath.Join(dir, "notify")
+	notify := filepath.Join(shortDir(t), "notify")
 	nc := listenNotify(t, notify)
-	cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
-	w := startWrapper(t, dir, wrapperOpts{env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=/usr/sbin/haproxy", "HAPROXY_STATS_SOCKET=" + stats,
-		"NOTIFY_SOCKET=" + notify, "HAPROXY_WRAPPER_STATUS_INTERVAL=100ms"}})
-	w.addr = addr
+	w := startRealOpts(t, true, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + notify, "HAPROXY_WRAPPER_STATUS_INTERVAL=100ms"}})
+	dir, addr := w.dir, w.addr
 	conns := holdConns(t, addr, 20)
 	got := readDatagramWith(t, nc, "STATUS=haproxy 2.6")
 	for !strings.Contains(got, " · 20 conns") {
@@ -155,14 +151,10 @@ func countWatchdog(t *testing.T, c *net.UnixConn, within time.Duration) int {
 }
 
 func TestWatchdogFollowsHAProxy(t *testing.T) {
-	requireRealHAProxy(t)
-	dir := shortDir(t)
-	notify := filepath.Join(dir, "notify")
+	notify := filepath.Join(shortDir(t), "notify")
 	nc := listenNotify(t, notify)
-	cfg, addr, _ := realConfig(t, dir, "")
 	// 400ms watchdog: a ping every 200ms while haproxy answers.
-	w := startWrapper(t, dir, wrapperOpts{env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=/usr/sbin/haproxy", "NOTIFY_SOCKET=" + notify, "WATCHDOG_USEC=400000"}})
-	w.addr = addr
+	w := startRealOpts(t, false, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + notify, "WATCHDOG_USEC=400000"}})
 	readDatagramWith(t, nc, "WATCHDOG=1")
 	readDatagramWith(t, nc, "WATCHDOG=1")
 	hp := w.status().PID

@@ -149,11 +149,8 @@ func TestSIGUSR2DuringStop(t *testing.T) {
 }
 
 func TestWrapperBinaryDeletedThenReplaced(t *testing.T) {
-	bin := requireRealHAProxy(t)
-	dir := shortDir(t)
-	cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
-	w := startWrapper(t, dir, wrapperOpts{copy: true, env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin, "HAPROXY_STATS_SOCKET=" + stats}})
-	w.addr = addr
+	w := startRealOpts(t, true, wrapperOpts{copy: true})
+	dir, addr := w.dir, w.addr
 	if err := os.Remove(w.bin); err != nil {
 		t.Fatal(err)
 	}

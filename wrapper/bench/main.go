@@ -37,6 +37,8 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // params are the run's knobs, all from flags.
@@ -264,15 +266,6 @@ frontend bench
     bind %s
     http-request return status 200 content-type text/plain lf-string "pid %%pid\n"
 `, dir, addr)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // proc is a started supervisor: the wrapper or the haproxy -W master.
@@ -517,7 +510,7 @@ func runOne(ctx context.Context, c contender, p params) (r result) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	port, err := freePort()
+	port, err := testutil.FreePort()
 	if err != nil {
 		r.err = err.Error()
 		return r

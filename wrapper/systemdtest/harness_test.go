@@ -1,7 +1,7 @@
 package systemdtest
 
 // A harness that boots a real systemd (Debian 12's systemd 252) as PID 1 of
-// private namespaces, following /work/shared/design/real-systemd.md:
+// private namespaces, following shared/design/real-systemd.md:
 //
 //   - a cgroup for the boot under the host's cgroup2 mount;
 //   - `unshare --pid --fork --kill-child --mount --propagation private --uts
@@ -17,7 +17,6 @@ package systemdtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,11 +29,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 const (
@@ -143,24 +145,7 @@ type Systemd struct {
 
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	out  testutil.Buffer
 }
 
 // minimalTargets are the targets systemd wants to exist; they are empty.
@@ -739,12 +724,11 @@ func writeFile(t *testing.T, p, content string) {
 // FreePort picks a free TCP port on 127.0.0.1.
 func FreePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testutil.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 var httpClient = &http.Client{
@@ -778,64 +762,33 @@ func WaitHTTP(t *testing.T, port int, want string, timeout time.Duration) {
 	}
 }
 
-// LoadGen is a small HTTP load generator: workers that each open a new
-// connection per request, until stopped or a time/count bound is hit.
+// LoadGen runs the project's load generator (new connection per request)
+// in the background, bounded in time and count.
 type LoadGen struct {
-	ok, failed atomic.Int64
-	stop       chan struct{}
-	wg         sync.WaitGroup
-	mu         sync.Mutex
-	errs       []string
+	done   atomic.Int64
+	cancel context.CancelFunc
+	res    chan loadgen.Result
 }
 
 // StartLoad starts workers against 127.0.0.1:port for at most maxDur and at
 // most maxPerWorker requests each.
 func StartLoad(port, workers int, maxDur time.Duration, maxPerWorker int) *LoadGen {
-	l := &LoadGen{stop: make(chan struct{})}
-	deadline := time.Now().Add(maxDur)
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	for i := 0; i < workers; i++ {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
-			for n := 0; n < maxPerWorker && time.Now().Before(deadline); n++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				resp, err := c.Get(url)
-				if err == nil {
-					_, err = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if err == nil && resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					if len(l.errs) < 10 {
-						l.errs = append(l.errs, time.Now().Format("15:04:05.000")+" "+err.Error())
-					}
-					l.mu.Unlock()
-					continue
-				}
-				l.ok.Add(1)
-			}
-		}()
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), maxDur)
+	l := &LoadGen{cancel: cancel, res: make(chan loadgen.Result, 1)}
+	o := loadgen.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port), Workers: workers, Timeout: 5 * time.Second,
+		MaxPerClient: maxPerWorker, Done: &l.done}
+	go func() { l.res <- loadgen.Run(ctx, o) }()
 	return l
 }
 
-// Stop stops the workers and returns the counts and some errors.
+// Done is the number of requests finished so far.
+func (l *LoadGen) Done() int64 { return l.done.Load() }
+
+// Stop stops the workers and returns the counts and the first errors.
 func (l *LoadGen) Stop() (ok, failed int64, errs []string) {
-	close(l.stop)
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok.Load(), l.failed.Load(), append([]string(nil), l.errs...)
+	l.cancel()
+	r := <-l.res
+	return int64(r.Sent - r.Failed), int64(r.Failed), r.Samples
 }
 
 // TestHarness checks the harness itself with a throwaway Type=notify unit,

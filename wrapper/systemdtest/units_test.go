@@ -266,9 +266,9 @@ func (f *fixture) reloadUnderLoad(reloads int) {
 		}()
 		waitRequests := func(n int64, what string) {
 			t.Helper()
-			target := lg.ok.Load() + lg.failed.Load() + n
+			target := lg.Done() + n
 			if err := waitFor(10*time.Second, 10*time.Millisecond, func() (bool, string) {
-				done := lg.ok.Load() + lg.failed.Load()
+				done := lg.Done()
 				return done >= target, fmt.Sprintf("%d requests done, want %d", done, target)
 			}); err != nil {
 				t.Fatalf("load generator stalled %s: %v", what, err)

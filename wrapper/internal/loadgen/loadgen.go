@@ -1,5 +1,6 @@
 // Package loadgen is the load generator of the tests and the benchmark:
-// standard library only, loopback only, bounded in time by its context.
+// standard library only, loopback only, bounded in time by its context and,
+// optionally, in count.
 package loadgen
 
 import (
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,14 +25,21 @@ type Options struct {
 	Workers   int           // concurrent clients opening a new connection per request
 	KeepAlive int           // extra clients that keep one connection open and reuse it
 	Timeout   time.Duration // per request (default 2s)
-	Pause     time.Duration // between requests of one client (default 0)
+	// MaxPerClient bounds the requests of each client (0: until ctx ends).
+	MaxPerClient int
+	// Done, when set, counts finished requests as they finish, for a caller
+	// that waits for the load to make progress.
+	Done *atomic.Int64
 }
 
 // Result counts what happened.
 type Result struct {
 	Sent, Failed int
 	Errors       map[string]int // failure kind -> count (refused, reset, timeout, eof, status, other)
+	Samples      []string       // the first failures, with their time, for a failure message
 }
+
+const maxSamples = 10
 
 func (r Result) String() string {
 	var kinds []string
@@ -47,47 +56,42 @@ func Run(ctx context.Context, o Options) Result {
 		o.Timeout = 2 * time.Second
 	}
 	var mu sync.Mutex
+	var wg sync.WaitGroup
 	res := Result{Errors: map[string]int{}}
 	record := func(err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		res.Sent++
+		if o.Done != nil {
+			o.Done.Add(1)
+		}
 		if err != nil {
 			res.Failed++
 			res.Errors[Classify(err)]++
+			if len(res.Samples) < maxSamples {
+				res.Samples = append(res.Samples, time.Now().Format("15:04:05.000")+" "+err.Error())
+			}
 		}
 	}
-	var wg sync.WaitGroup
+	// client runs one client's requests: every failure counts, also one in
+	// flight when ctx ends (nothing stops the server under it then).
+	client := func(request func() error, gap time.Duration) {
+		defer wg.Done()
+		for n := 0; ctx.Err() == nil && (o.MaxPerClient == 0 || n < o.MaxPerClient); n++ {
+			record(request())
+			pause(ctx, gap)
+		}
+	}
 	for i := 0; i < o.Workers; i++ {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				err := oneShot(o.Addr, o.Timeout)
-				if ctx.Err() != nil && err != nil {
-					return // the run ended under our feet: not a failure
-				}
-				record(err)
-				pause(ctx, o.Pause)
-			}
-		}()
+		go client(func() error { return oneShot(o.Addr, o.Timeout) }, 0)
 	}
 	for i := 0; i < o.KeepAlive; i++ {
+		tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: o.Timeout}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			c := &http.Client{Transport: tr, Timeout: o.Timeout}
-			for ctx.Err() == nil {
-				err := keepAliveRequest(c, o.Addr)
-				if ctx.Err() != nil && err != nil {
-					return
-				}
-				record(err)
-				pause(ctx, o.Pause+50*time.Millisecond)
-			}
-		}()
+		go client(func() error { return keepAliveRequest(c, o.Addr) }, 50*time.Millisecond)
 	}
 	wg.Wait()
 	return res
