@@ -36,23 +36,6 @@ import (
 //     TestHAProxyCrashAfterStart
 //   - SIGTERM during a reload, binary deleted between reloads: storm_test.go
 
-// faultReal starts the wrapper on the real haproxy with the test config of
-// realConfig(dir, statsExtra); HAPROXY_STATS_SOCKET is the config's socket
-// when withStats. env overrides (later wins).
-func faultReal(t *testing.T, dir, statsExtra string, withStats bool, o wrapperOpts) *wrapperProc {
-	t.Helper()
-	bin := requireRealHAProxy(t)
-	cfg, addr, stats := realConfig(t, dir, statsExtra)
-	env := []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin}
-	if withStats {
-		env = append(env, "HAPROXY_STATS_SOCKET="+stats)
-	}
-	o.env = append(env, o.env...)
-	w := startWrapper(t, dir, o)
-	w.addr = addr
-	return w
-}
-
 // faultServed returns the pid serving HTTP, failing the test if none does.
 func faultServed(t *testing.T, w *wrapperProc) int {
 	t.Helper()
@@ -239,7 +222,7 @@ func TestFaultPIDFileFolderUnusable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := shortDir(t)
 			pidfile := tc.path(t, dir)
-			w := faultReal(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"PIDFILE=" + pidfile}})
+			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"PIDFILE=" + pidfile}})
 			first := faultServed(t, w)
 			line := faultWantLine(t, w, "write pid file "+pidfile)
 			t.Logf("warning: %s", line)
@@ -286,7 +269,7 @@ func TestFaultPIDFileSymlink(t *testing.T) {
 					t.Fatalf("the symlink's target was written: %q %v", b, err)
 				}
 			}
-			w := faultReal(t, dir, "expose-fd listeners", true, wrapperOpts{})
+			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{})
 			faultPIDFileHolds(t, pidfile, faultServed(t, w))
 			checkVictim()
 			// The symlink again before a reload.
@@ -320,7 +303,7 @@ func TestFaultPIDFileForeignContent(t *testing.T) {
 			if err := os.WriteFile(pidfile, []byte(tc.content(sleeper)), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			w := faultReal(t, dir, "expose-fd listeners", true, wrapperOpts{})
+			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{})
 			first := faultServed(t, w)
 			faultPIDFileHolds(t, pidfile, first)
 			if argv := faultCmdline(first); faultHasArg(argv, "-sf") || faultHasArg(argv, itoa(sleeper)) {
@@ -469,7 +452,7 @@ func TestFaultConfigAtReload(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := shortDir(t)
-			w := faultReal(t, dir, "expose-fd listeners", true, wrapperOpts{})
+			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{})
 			cfg := filepath.Join(dir, "haproxy.cfg")
 			good, err := os.ReadFile(cfg)
 			if err != nil {
@@ -553,7 +536,7 @@ func TestFaultStatsSocket(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := shortDir(t)
 			sock := tc.socket(t, dir)
-			w := faultReal(t, dir, tc.statsExtra, false, wrapperOpts{env: []string{"HAPROXY_STATS_SOCKET=" + sock}})
+			w := startRealIn(t, dir, tc.statsExtra, false, wrapperOpts{env: []string{"HAPROXY_STATS_SOCKET=" + sock}})
 			first := faultServed(t, w)
 			second := faultReloadOK(t, w)
 			t.Logf("warning: %s", faultWantLine(t, w, tc.warn...))
@@ -595,7 +578,7 @@ func TestFaultNotifySocketNowhere(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := shortDir(t)
 			addr := tc.addr(t, dir)
-			w := faultReal(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + addr}})
+			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + addr}})
 			faultServed(t, w)
 			faultReloadOK(t, w)
 			faultReloadOK(t, w)

@@ -321,9 +321,15 @@ func startReal(t *testing.T, withStats bool) *wrapperProc {
 // config's CONFIG, HAPROXY_BIN (and HAPROXY_STATS_SOCKET when withStats).
 func startRealOpts(t *testing.T, withStats bool, o wrapperOpts) *wrapperProc {
 	t.Helper()
+	return startRealIn(t, shortDir(t), "expose-fd listeners", withStats, o)
+}
+
+// startRealIn starts the wrapper on the real haproxy with the test config
+// realConfig(dir, statsExtra) written in dir; o.env wins over the defaults.
+func startRealIn(t *testing.T, dir, statsExtra string, withStats bool, o wrapperOpts) *wrapperProc {
+	t.Helper()
 	bin := requireRealHAProxy(t)
-	dir := shortDir(t)
-	cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
+	cfg, addr, stats := realConfig(t, dir, statsExtra)
 	env := []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin}
 	if withStats {
 		env = append(env, "HAPROXY_STATS_SOCKET="+stats)
