@@ -51,6 +51,10 @@ test: deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
 
+# unit-test: the packages' own tests only (no haproxy, no systemd needed).
+unit-test:
+	$(GO) test -race -count=1 ./wrapper/internal/...
+
 lint:
 	@test -z "$$(gofmt -l wrapper)" || { gofmt -l wrapper; echo "gofmt: run gofmt -w wrapper"; exit 1; }
 	$(GO) vet ./...
@@ -58,8 +62,9 @@ lint:
 	$(GO) run $(STATICCHECK) ./...
 
 fuzz:
-	$(GO) test ./wrapper -run '^$$' -fuzz '^FuzzParseShowInfo$$' -fuzztime 15s
-	$(GO) test ./wrapper -run '^$$' -fuzz '^FuzzParsePIDs$$' -fuzztime 15s
+	$(GO) test ./wrapper/internal/haproxy -run '^$$' -fuzz '^FuzzParseShowInfo$$' -fuzztime 15s
+	$(GO) test ./wrapper/internal/proc -run '^$$' -fuzz '^FuzzParsePIDs$$' -fuzztime 15s
+	$(GO) test ./wrapper/internal/handoff -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
 
 bench: deps build
 	$(GO) run ./wrapper/bench -wrapper $(BIN)

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
 // Bad input and faults (SPEC §5): every case asserts the outcome (exit code,
@@ -49,7 +52,7 @@ func faultServed(t *testing.T, w *wrapperProc) int {
 // faultReload asks for a synchronous reload and returns the answer line.
 func faultReload(t *testing.T, w *wrapperProc) string {
 	t.Helper()
-	ans, err := controlRequest(w.ctlPath, "reload", 40*time.Second)
+	ans, err := control.RequestText(w.ctlPath, "reload", 40*time.Second)
 	if err != nil {
 		t.Fatalf("reload command: %q, %v\n%s", ans, err, w.out.String())
 	}
@@ -162,7 +165,7 @@ func faultNoProcessWith(t *testing.T, needle string) {
 				continue
 			}
 			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-			if err == nil && strings.Contains(string(b), needle) && alive(pid) {
+			if err == nil && strings.Contains(string(b), needle) && proc.Alive(pid) {
 				return false
 			}
 		}
@@ -318,17 +321,17 @@ func TestFaultPIDFileForeignContent(t *testing.T) {
 			if sf := faultSfPids(faultCmdline(second)); strings.Join(sf, " ") != itoa(first) {
 				t.Fatalf("reload's -sf list = %q, want only the wrapper's own pid %d", sf, first)
 			}
-			if !alive(sleeper) {
+			if !proc.Alive(sleeper) {
 				t.Fatalf("the foreign process %d was killed during the reload", sleeper)
 			}
 			if err := os.WriteFile(pidfile, []byte(tc.content(sleeper)), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			faultStop(t, w)
-			if !alive(sleeper) {
+			if !proc.Alive(sleeper) {
 				t.Fatalf("the foreign process %d named in the pid file was killed by the stop", sleeper)
 			}
-			if alive(second) {
+			if proc.Alive(second) {
 				t.Fatalf("haproxy %d still alive after the stop", second)
 			}
 		})
@@ -473,7 +476,7 @@ func TestFaultConfigAtReload(t *testing.T) {
 					t.Errorf("reload answer %q does not name the reason (want one of %q)", ans, group)
 				}
 			}
-			faultWantLine(t, w, "<3>haproxy-systemd-wrapper: reload failed, the previous generation keeps serving: ")
+			faultWantLine(t, w, "<3>haproxy-systemd-wrapper: reload failed, generation 1 (pid ", ") keeps serving: ")
 			if got := faultServed(t, w); got != before {
 				t.Fatalf("after the failed reload served by %d, want the old pid %d", got, before)
 			}
@@ -489,7 +492,7 @@ func TestFaultConfigAtReload(t *testing.T) {
 			// status, and the next reload's -x handover, go through it.
 			stats := filepath.Join(dir, "admin.sock")
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			info, err := showInfo(ctx, stats)
+			info, err := haproxy.ShowInfo(ctx, stats)
 			cancel()
 			if err != nil || info.Pid != before {
 				t.Errorf("after the failed reload HAPROXY_STATS_SOCKET %s answers pid %d (%v), want the old pid %d", stats, info.Pid, err, before)
@@ -548,7 +551,7 @@ func TestFaultStatsSocket(t *testing.T) {
 			} else if sf := faultSfPids(argv); strings.Join(sf, " ") != itoa(first) {
 				t.Fatalf("-sf list %q, want %d", sf, first)
 			}
-			waitFor(t, 15*time.Second, "the old generation to finish", func() bool { return !alive(first) })
+			waitFor(t, 15*time.Second, "the old generation to finish", func() bool { return !proc.Alive(first) })
 			faultReloadOK(t, w)
 			faultStop(t, w)
 		})
@@ -669,7 +672,7 @@ func TestFaultOddConfigPaths(t *testing.T) {
 		realConfig(t, dir, "expose-fd listeners")
 		tooLong := filepath.Join(dir, strings.Repeat("x", 200), strings.Repeat("y/", 2100)+"haproxy.cfg")
 		w := startWrapper(t, dir, wrapperOpts{noWait: true, env: []string{"CONFIG=" + tooLong, "HAPROXY_BIN=" + bin}})
-		if code := w.waitExit(30 * time.Second); code != 1 && code != exitUsage {
+		if code := w.waitExit(30 * time.Second); code != 1 && code != proc.ExitUsage {
 			t.Fatalf("exit code %d, want 1 (haproxy -c failed) or 64\n%s", code, w.out.String())
 		}
 		errs := faultLines(w.out.String(), "<3>haproxy-systemd-wrapper: ")
@@ -686,8 +689,8 @@ func TestFaultLongControlSocketPath(t *testing.T) {
 	f := newFake(t)
 	long := filepath.Join(f.dir, strings.Repeat("s", 120)+".sock")
 	w := startWrapper(t, f.dir, wrapperOpts{noWait: true, env: f.env("HAPROXY_WRAPPER_CONTROL_SOCKET=" + long)})
-	if code := w.waitExit(10 * time.Second); code != exitUsage {
-		t.Fatalf("exit code %d, want %d\n%s", code, exitUsage, w.out.String())
+	if code := w.waitExit(10 * time.Second); code != proc.ExitUsage {
+		t.Fatalf("exit code %d, want %d\n%s", code, proc.ExitUsage, w.out.String())
 	}
 	// One error line (the legacy "exit, haproxy RC=64" line may follow).
 	var lines []string
@@ -723,7 +726,7 @@ func TestFaultSIGTERMWhileStarting(t *testing.T) {
 				t.Fatalf("haproxy not started:\n%s", w.out.String())
 			}
 			hp := st[0].Pid
-			if !alive(hp) {
+			if !proc.Alive(hp) {
 				t.Fatalf("the hanging haproxy %d is not running", hp)
 			}
 			t0 := time.Now()
@@ -733,7 +736,7 @@ func TestFaultSIGTERMWhileStarting(t *testing.T) {
 			if code != 0 {
 				t.Errorf("exit code %d after a requested stop during start, want 0 (README: haproxy ended by the very signal forwarded)\n%s", code, w.out.String())
 			}
-			waitFor(t, 5*time.Second, "the starting haproxy to be gone", func() bool { return !alive(hp) })
+			waitFor(t, 5*time.Second, "the starting haproxy to be gone", func() bool { return !proc.Alive(hp) })
 			faultNoProcessWith(t, filepath.Join(f.dir, "fake.cfg"))
 			faultWantLine(t, w, "stopping ("+unix.SignalName(sig)+" received)")
 			faultWantLine(t, w, "exit, haproxy RC=")
@@ -750,8 +753,8 @@ func TestFaultMasterWorkerKeywordInConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := startWrapper(t, dir, wrapperOpts{noWait: true, env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin}})
-	if code := w.waitExit(30 * time.Second); code != exitStartFailed {
-		t.Fatalf("exit code %d, want %d", code, exitStartFailed)
+	if code := w.waitExit(30 * time.Second); code != proc.ExitStartFailed {
+		t.Fatalf("exit code %d, want %d", code, proc.ExitStartFailed)
 	}
 	if !strings.Contains(w.out.String(), "remove 'master-worker' from the global section") {
 		t.Fatalf("no clear message about master-worker:\n%s", w.out.String())
@@ -773,7 +776,7 @@ func TestFaultStderrClosed(t *testing.T) {
 	env := baseEnv(dir)
 	for _, kv := range []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin, "HAPROXY_STATS_SOCKET=" + stats} {
 		k, v, _ := strings.Cut(kv, "=")
-		env = setEnv(env, k, v)
+		env = proc.SetEnv(env, k, v)
 	}
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, pw, pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -800,7 +803,7 @@ func TestFaultStderrClosed(t *testing.T) {
 	pr.Close() // from now on every write to stderr fails with EPIPE
 	ctl := filepath.Join(dir, "ctl.sock")
 	for i := 0; i < 3; i++ {
-		if ans, err := controlRequest(ctl, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+		if ans, err := control.RequestText(ctl, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 			t.Fatalf("reload %d with stderr closed: %q %v", i, ans, err)
 		}
 	}

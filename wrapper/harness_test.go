@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/status"
 	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
@@ -102,8 +106,8 @@ func placeBinary(t *testing.T, dir, name string, copyIt bool) string {
 // baseEnv is the test's environment without the variables that would change
 // the wrapper's behaviour.
 func baseEnv(dir string) []string {
-	env := unsetEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CONFIG", "PIDFILE",
-		"HAPROXY_STATS_SOCKET", "HAPROXY_BIN", reexecEnv, stateEnv, daemonEnv)
+	env := proc.UnsetEnv(os.Environ(), "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "CONFIG", "PIDFILE",
+		"HAPROXY_STATS_SOCKET", "HAPROXY_BIN", proc.EnvReexec, proc.EnvHandoff, proc.EnvDaemonFD)
 	for _, kv := range []string{
 		"PIDFILE=" + filepath.Join(dir, "haproxy.pid"),
 		"HAPROXY_WRAPPER_CONTROL_SOCKET=" + filepath.Join(dir, "ctl.sock"),
@@ -113,7 +117,7 @@ func baseEnv(dir string) []string {
 		"HAPROXY_WRAPPER_START_TIMEOUT=20s",
 	} {
 		k, v, _ := strings.Cut(kv, "=")
-		env = setEnv(env, k, v)
+		env = proc.SetEnv(env, k, v)
 	}
 	return env
 }
@@ -130,7 +134,7 @@ func startWrapper(t *testing.T, dir string, o wrapperOpts) *wrapperProc {
 	env := baseEnv(dir)
 	for _, kv := range o.env {
 		k, v, _ := strings.Cut(kv, "=")
-		env = setEnv(env, k, v)
+		env = proc.SetEnv(env, k, v)
 		if k == "HAPROXY_WRAPPER_CONTROL_SOCKET" {
 			w.ctlPath = v
 		}
@@ -208,13 +212,13 @@ func (w *wrapperProc) waitExit(timeout time.Duration) int {
 	return -1
 }
 
-func (w *wrapperProc) status() statusReport {
+func (w *wrapperProc) status() status.Report {
 	w.t.Helper()
-	ans, err := controlRequest(w.ctlPath, "status json", 10*time.Second)
+	ans, err := control.RequestText(w.ctlPath, "status json", 10*time.Second)
 	if err != nil {
 		w.t.Fatalf("status: %v", err)
 	}
-	var r statusReport
+	var r status.Report
 	if err := json.Unmarshal([]byte(ans), &r); err != nil {
 		w.t.Fatalf("status json %q: %v", ans, err)
 	}
@@ -222,9 +226,9 @@ func (w *wrapperProc) status() statusReport {
 }
 
 // waitReloads waits until n reloads have been settled.
-func (w *wrapperProc) waitReloads(n int) statusReport {
+func (w *wrapperProc) waitReloads(n int) status.Report {
 	w.t.Helper()
-	var r statusReport
+	var r status.Report
 	waitFor(w.t, 30*time.Second, fmt.Sprintf("%d settled reloads", n), func() bool {
 		r = w.status()
 		return r.Reloads >= n && !r.ReloadInProgress
@@ -234,8 +238,8 @@ func (w *wrapperProc) waitReloads(n int) statusReport {
 
 // children lists the wrapper's live (non-zombie) and zombie children.
 func (w *wrapperProc) children() (live, zombies []int) {
-	for _, p := range childrenOf(w.pid()) {
-		st, _ := procStat(p)
+	for _, p := range proc.ChildrenOf(w.pid()) {
+		st, _ := proc.Stat(p)
 		if st == "" {
 			continue
 		}
@@ -338,4 +342,39 @@ func startRealIn(t *testing.T, dir, statsExtra string, withStats bool, o wrapper
 	w := startWrapper(t, dir, o)
 	w.addr = addr
 	return w
+}
+
+// listenNotify is a notify socket for the wrapper under test.
+func listenNotify(t *testing.T, addr string) *net.UnixConn {
+	t.Helper()
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readDatagram reads one notify datagram, bounded.
+func readDatagram(t *testing.T, c *net.UnixConn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 4096)
+	n, err := c.Read(b)
+	if err != nil {
+		t.Fatalf("no notify datagram: %v", err)
+	}
+	return string(b[:n])
+}
+
+// readDatagramWith reads datagrams until one starts with prefix.
+func readDatagramWith(t *testing.T, c *net.UnixConn, prefix string) string {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		if got := readDatagram(t, c); strings.HasPrefix(got, prefix) {
+			return got
+		}
+	}
+	t.Fatalf("no datagram starting with %q", prefix)
+	return ""
 }

@@ -2,10 +2,15 @@
 // haproxy in the foreground, reloads it with zero lost connections (-sf old
 // pids, -x stats socket), stops it cleanly, and tells systemd the truth.
 // See README.md for the contract (arguments, environment, signals, exit codes).
+//
+// main only wires: it reads the command line and the environment, picks a
+// command or the supervisor, and maps the outcome to an exit code. The work
+// is in the packages under internal/ (see README "Architecture").
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,31 +20,43 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/handoff"
+	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/logx"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/settings"
+	"haproxy-systemd-wrapper/wrapper/internal/status"
+	"haproxy-systemd-wrapper/wrapper/internal/supervisor"
 )
-
-// wrapperSignals receives the signals the wrapper acts on. After a re-exec
-// they are caught from package initialisation on, the earliest point Go allows.
-var wrapperSignals = make(chan os.Signal, 64)
-
-var notifiedSignals = []os.Signal{unix.SIGUSR1, unix.SIGUSR2, unix.SIGHUP, unix.SIGTERM, unix.SIGINT, unix.SIGABRT}
-
-func init() {
-	if os.Getenv(reexecEnv) == "1" {
-		signal.Notify(wrapperSignals, notifiedSignals...)
-	}
-}
 
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { os.Exit(run(os.Args[1:])) }
+// signals receives the signals the supervisor acts on. After an upgrade's
+// re-exec they are caught from package initialisation on, the earliest point
+// Go allows (the runtime's own start comes first).
+var signals = make(chan os.Signal, 64)
 
-// run dispatches the wrapper commands and maps errors to exit codes.
-func run(args []string) int {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") || len(args) == 1 && isMetaFlag(args[0]) {
+var handled = []os.Signal{unix.SIGUSR1, unix.SIGUSR2, unix.SIGHUP, unix.SIGTERM, unix.SIGINT, unix.SIGABRT}
+
+func init() {
+	if os.Getenv(proc.EnvReexec) == "1" {
+		signal.Notify(signals, handled...)
+	}
+}
+
+func main() { os.Exit(run(os.Args)) }
+
+// run dispatches the wrapper commands; everything else is haproxy's
+// command line and starts the supervisor.
+func run(argv []string) int {
+	args := argv[1:]
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || isMetaFlag(args[0])) {
 		return command(args)
 	}
-	return supervise(args)
+	return supervise(argv)
 }
 
 func isMetaFlag(a string) bool {
@@ -50,63 +67,93 @@ func isMetaFlag(a string) bool {
 	return false
 }
 
-// command runs a wrapper command (a first argument that is not a haproxy option).
-func command(args []string) int {
-	switch args[0] {
-	case "version", "--version", "-version":
-		fmt.Printf("haproxy-systemd-wrapper %s\n", version)
-		return exitOK
-	case "help", "--help", "-help", "-h":
-		fmt.Print(helpText())
-		return exitOK
-	case "reload", "status":
-	default:
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: unknown command %q: use reload, status, version or help (haproxy options start with -)\n", args[0])
-		return exitUsage
-	}
-	set, err := loadSettings()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: %v\n", err)
-		return exitUsage
-	}
-	if args[0] == "reload" {
-		ans, err := controlRequest(set.ControlSocket, "reload", 0)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: reload: %v\n", err)
-			return exitStartFailed
-		}
-		ans = strings.TrimSpace(ans)
-		if rest, ok := strings.CutPrefix(ans, "ok "); ok {
-			fmt.Printf("reloaded: %s\n", rest)
-			return exitOK
-		}
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: reload failed: %s\n", strings.TrimPrefix(ans, "error "))
-		return exitStartFailed
-	}
-	req := "status"
-	if len(args) > 1 && args[1] == "--json" {
-		req = "status json"
-	}
-	ans, err := controlRequest(set.ControlSocket, req, 10*time.Second)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: status: %v\n", err)
-		return 3 // LSB: program is not running
-	}
-	fmt.Print(ans)
-	if req == "status json" && strings.Contains(ans, `"serving": true`) || req == "status" && !strings.Contains(ans, "not serving") {
-		return exitOK
-	}
-	return 3
+func usageError(format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: "+format+"\n", a...)
+	fmt.Fprint(os.Stderr, "usage: haproxy-systemd-wrapper [haproxy arguments...] | reload | status [--json] | version | help\n")
+	return proc.ExitUsage
 }
 
-// selfPath is the wrapper's own binary, absolute, for re-exec (a relative
-// argv[0] must not break it).
-func selfPath() string {
-	if p, err := os.Executable(); err == nil {
-		return strings.TrimSuffix(p, " (deleted)")
+// command runs a wrapper command (a first argument that is not a haproxy
+// option). Unknown commands, flags and extra arguments exit 64.
+func command(args []string) int {
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "version", "--version", "-version":
+		if len(rest) > 0 {
+			return usageError("%s takes no argument, got %q", cmd, rest[0])
+		}
+		fmt.Printf("haproxy-systemd-wrapper %s\n", version)
+		return proc.ExitOK
+	case "help", "--help", "-help", "-h":
+		if len(rest) > 0 {
+			return usageError("%s takes no argument, got %q", cmd, rest[0])
+		}
+		fmt.Print(settings.HelpText())
+		return proc.ExitOK
+	case handoff.ProbeCommand:
+		fmt.Print(handoff.ProbeAnswer())
+		return proc.ExitOK
+	case "reload":
+		if len(rest) > 0 {
+			return usageError("reload takes no argument, got %q", rest[0])
+		}
+	case "status":
+		if len(rest) > 1 || len(rest) == 1 && rest[0] != "--json" {
+			return usageError("status takes only --json, got %q", strings.Join(rest, " "))
+		}
+	default:
+		return usageError("unknown command %q: use reload, status, version or help (haproxy options start with -)", cmd)
 	}
-	p, _ := filepath.Abs(os.Args[0])
-	return p
+	set, err := settings.Load()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: %v\n", err)
+		return proc.ExitUsage
+	}
+	if cmd == "reload" {
+		return reloadCommand(set)
+	}
+	return statusCommand(set, len(rest) == 1)
+}
+
+func reloadCommand(set settings.Settings) int {
+	ans, err := control.Ask(context.Background(), set.ControlSocket, "reload")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: reload: %v\n", err)
+		return proc.ExitStartFailed
+	}
+	ans = strings.TrimSpace(ans)
+	if rest, ok := strings.CutPrefix(ans, "ok "); ok {
+		fmt.Printf("reloaded: %s\n", rest)
+		return proc.ExitOK
+	}
+	fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: reload failed: %s\n", strings.TrimPrefix(ans, "error "))
+	return proc.ExitStartFailed
+}
+
+// statusCommand prints the status; exit 0 when haproxy serves, 3 (LSB: not
+// running) otherwise.
+func statusCommand(set settings.Settings, asJSON bool) int {
+	req := "status"
+	if asJSON {
+		req = "status json"
+	}
+	ans, err := control.RequestText(set.ControlSocket, req, 10*time.Second)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: status: %v\n", err)
+		return 3
+	}
+	fmt.Print(ans)
+	if asJSON {
+		var r status.Report
+		if json.Unmarshal([]byte(ans), &r) == nil && r.Serving {
+			return proc.ExitOK
+		}
+		return 3
+	}
+	if strings.HasPrefix(ans, "error ") || strings.Contains(ans, "not serving") {
+		return 3
+	}
+	return proc.ExitOK
 }
 
 // locateHAProxy finds the haproxy binary the legacy way: $HAPROXY_BIN, else
@@ -129,130 +176,79 @@ func locateHAProxy(override, self string) string {
 }
 
 // supervise is the long-lived wrapper; its last log line is always the
-// legacy "exit, haproxy RC=N".
-func supervise(args []string) int {
-	code := superviseSteps(args)
-	if code < 0 {
-		return exitOK
-	}
-	log.Noticef("exit, haproxy RC=%d", code)
-	return code
-}
-
-// superviseSteps is a chain of small steps; -1 means "no exit line" (the
-// -D parent, whose daemon logs its own).
-func superviseSteps(args []string) int {
-	set, err := loadSettings()
-	if err != nil {
-		log.Errorf("%v", err)
-		return exitUsage
-	}
-	log.level, _ = parseLevel(set.LogLevel)
-	inv, err := parseInvocation(args, set.Config, set.PIDFile)
-	if err != nil {
-		log.Errorf("%v", err)
-		return exitUsage
-	}
-	self := selfPath()
-	reexeced := os.Getenv(reexecEnv) == "1"
-	daemonPipe := daemonPipeFromEnv()
-	if inv.Daemon && !reexeced && daemonPipe == nil {
-		code := forkDaemon(self)
-		if code == 0 {
-			return -1
-		}
-		return code
-	}
-	if len(inv.Dropped) > 0 && !reexeced {
-		log.Debugf("start-mode flags %s handled by the wrapper, not passed to haproxy", strings.Join(inv.Dropped, " "))
-	}
-	bin := locateHAProxy(set.HAProxyBin, self)
-
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		log.Warningf("cannot become child subreaper: %v", err)
-	}
-	sigs := wrapperSignals
-	signal.Notify(sigs, notifiedSignals...)
+// legacy "exit, haproxy RC=N" (except in a -D parent, whose daemon logs it).
+func supervise(argv []string) int {
+	signal.Notify(signals, handled...)
 	// A broken stderr (journald restarted, a -D parent's pipe closed) must
 	// not kill the supervisor: SIGPIPE is caught and dropped, writes fail.
 	signal.Notify(make(chan os.Signal, 1), unix.SIGPIPE)
-	sigchld := make(chan os.Signal, 1)
-	signal.Notify(sigchld, unix.SIGCHLD)
-	// The mask inherited across a re-exec keeps these blocked on this
-	// thread; Notify has unblocked them on the runtime's signal thread.
-
-	s := newSupervisor(set, inv, bin, self)
-	s.daemonPipe = daemonPipe
-	s.sigs = sigs
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	if reexeced {
-		state := os.Getenv(stateEnv)
-		os.Unsetenv(reexecEnv)
-		os.Unsetenv(stateEnv)
-		if err := s.restore(state); err != nil {
-			log.Errorf("%v: adopting the running children", err)
-			s.adoptChildren()
-		}
-		go s.r.run(ctx, sigchld)
-		log.Infof("re-executed, %d haproxy generation(s) kept", len(s.st.Gens))
-		if s.ctl == nil {
-			s.openControl()
-		}
-		s.spawnReload()
-	} else {
-		go s.r.run(ctx, sigchld)
-		if err := s.start(); err != nil {
-			log.Errorf("%v", err)
-			s.daemonDone(err.Error())
-			s.notify.Status("haproxy did not start: " + err.Error())
-			s.cleanup()
-			return startExitCode(err)
-		}
-		s.openControl()
+	code, logExit := superviseSteps(argv)
+	if logExit {
+		logx.Noticef("exit, haproxy RC=%d", code)
 	}
-	go s.runStatus(ctx)
-	go s.runWatchdog(ctx)
-	code := s.loop()
-	s.cleanup()
+	logx.L.Flush(200 * time.Millisecond)
 	return code
 }
 
-func (s *supervisor) openControl() {
-	ctl, err := listenControl(s, s.set.ControlSocket)
+func superviseSteps(argv []string) (int, bool) {
+	set, err := settings.Load()
 	if err != nil {
-		log.Warningf("%v; 'reload' and 'status' commands unavailable, signals still work", err)
-		return
+		logx.Errorf("%v", err)
+		return proc.ExitUsage, true
 	}
-	s.ctl = ctl
+	level, _ := logx.ParseLevel(set.LogLevel)
+	logx.L.SetLevel(level)
+	inv, err := haproxy.ParseInvocation(argv[1:], set.Config, set.PIDFile)
+	if err != nil {
+		logx.Errorf("%v", err)
+		return proc.ExitUsage, true
+	}
+	rcv, resumed, herr := handoff.Receive()
+	self := proc.SelfPath()
+	daemonPipe := proc.DaemonPipeFromEnv()
+	if inv.Daemon && !resumed && daemonPipe == nil {
+		signal.Reset(handled...)
+		return proc.ForkDaemon(self, argv[1:]), false
+	}
+	if len(inv.Dropped) > 0 && !resumed {
+		logx.Debugf("start-mode flags %s handled by the wrapper, not passed to haproxy", strings.Join(inv.Dropped, " "))
+	}
+	cfg := supervisor.Config{
+		Settings: set, Inv: inv, Bin: locateHAProxy(set.HAProxyBin, self), Self: self, Argv: argv,
+		Signals: signals, DaemonPipe: daemonPipe, Version: version,
+	}
+	if resumed {
+		if herr != nil {
+			// The children are ours, but their state is unknown: stop
+			// them rather than leave them unsupervised.
+			logx.Errorf("%v: stopping every haproxy child", herr)
+			return stopOrphans(), true
+		}
+		s, err := supervisor.Resume(cfg, rcv)
+		if err != nil {
+			logx.Errorf("%v: stopping every haproxy child", err)
+			return stopOrphans(), true
+		}
+		return s.Run(true), true
+	}
+	return supervisor.New(cfg).Run(false), true
 }
 
-// startExitCode maps a start error to the exit code of the README.
-func startExitCode(err error) int {
-	var se *spawnError
-	if errors.As(err, &se) {
-		return se.exitCode()
+// stopOrphans ends every child after an unreadable hand-off: SIGTERM, then
+// wait for each.
+func stopOrphans() int {
+	kids := proc.ChildrenOf(os.Getpid())
+	for _, p := range kids {
+		_ = unix.Kill(p, unix.SIGTERM)
 	}
-	var ce *configError
-	if errors.As(err, &ce) {
-		if c := statusCode(ce.ws); c != 0 {
-			return c
+	code := proc.ExitStartFailed
+	for range kids {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil {
+			if errors.Is(err, unix.ECHILD) {
+				break
+			}
 		}
 	}
-	return exitStartFailed
-}
-
-// loop is the supervisor's event loop; it returns the exit code.
-func (s *supervisor) loop() int {
-	for !s.done {
-		s.step(true)
-	}
-	if s.exitCode >= 0 {
-		return s.exitCode
-	}
-	if !s.reaped {
-		return exitNoChild
-	}
-	return stopCode(s.lastStatus, s.stopSig)
+	return code
 }

@@ -16,7 +16,7 @@ func TestMain(m *testing.M) {
 	case "haproxy":
 		os.Exit(fakeHAProxy(os.Args[1:]))
 	case "haproxy-systemd-wrapper":
-		os.Exit(run(os.Args[1:]))
+		os.Exit(run(os.Args))
 	}
 	os.Exit(m.Run())
 }

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
 // Tests against the real haproxy from Debian's packages, on loopback.
@@ -31,7 +33,7 @@ func TestRealStartServeStop(t *testing.T) {
 	if code := w.waitExit(20 * time.Second); code != 0 {
 		t.Fatalf("exit code after SIGTERM = %d, want 0", code)
 	}
-	if alive(pid) {
+	if proc.Alive(pid) {
 		t.Fatalf("haproxy pid %d still alive after the wrapper exited", pid)
 	}
 	if _, err := os.Stat(w.dir + "/haproxy.pid"); !os.IsNotExist(err) {
@@ -97,17 +99,17 @@ func TestRealBrokenConfigReloadKeepsServing(t *testing.T) {
 	if got, err := servedBy(w.addr); err != nil || got != before {
 		t.Fatalf("after a broken reload served by %d (%v), want the old pid %d", got, err, before)
 	}
-	if !strings.Contains(w.out.String(), "<3>haproxy-systemd-wrapper: reload failed, the previous generation keeps serving: configuration check failed") {
+	if !strings.Contains(w.out.String(), ") keeps serving: configuration check failed") || !strings.Contains(w.out.String(), "<3>haproxy-systemd-wrapper: reload failed, generation 1 (pid ") {
 		t.Fatalf("no error line for the failed reload in the log")
 	}
 	// The synchronous reload command reports the failure too.
-	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "error configuration check failed") {
+	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "error configuration check failed") {
 		t.Fatalf("reload command answered %q, %v", ans, err)
 	}
 	if err := os.WriteFile(cfg, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second)
+	ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second)
 	if err != nil || !strings.HasPrefix(ans, "ok generation") {
 		t.Fatalf("reload after the fix answered %q, %v", ans, err)
 	}
@@ -133,7 +135,7 @@ func TestRealHAProxyKilledExits137(t *testing.T) {
 func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 	w := startReal(t, true)
 	// One reload first, so that every lazily opened descriptor exists.
-	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload: %q %v", ans, err)
 	}
 	waitFor(t, 15*time.Second, "the first old generation to finish", func() bool {
@@ -142,7 +144,7 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 	})
 	before := fdCount(t, w.pid())
 	for i := 0; i < 50; i++ {
-		if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+		if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 			t.Fatalf("reload %d: %q %v", i, ans, err)
 		}
 	}
@@ -201,14 +203,14 @@ func TestRealForkingDashD(t *testing.T) {
 		t.Fatalf("wrapper pid file: %v", err)
 	}
 	daemon := atoiOr0(strings.TrimSpace(string(b)))
-	if daemon == 0 || daemon == w.pid() || !alive(daemon) {
+	if daemon == 0 || daemon == w.pid() || !proc.Alive(daemon) {
 		t.Fatalf("wrapper pid file names %q, want the live daemon", b)
 	}
 	t.Cleanup(func() { syscall.Kill(daemon, syscall.SIGKILL) })
 	if err := syscall.Kill(daemon, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the daemon to exit", func() bool { return !alive(daemon) })
+	waitFor(t, 20*time.Second, "the daemon to exit", func() bool { return !proc.Alive(daemon) })
 	if _, err := os.Stat(w.dir + "/wrapper.pid"); !os.IsNotExist(err) {
 		t.Errorf("wrapper pid file left after the stop: %v", err)
 	}

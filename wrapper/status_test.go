@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"net"
 	"os/exec"
@@ -10,59 +9,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/control"
 )
-
-func TestWatchdogInterval(t *testing.T) {
-	tests := []struct {
-		usec       int64
-		wpid, mine int
-		want       time.Duration
-	}{
-		{0, 0, 10, 0},
-		{2_000_000, 0, 10, time.Second},
-		{2_000_000, 10, 10, time.Second},
-		{2_000_000, 11, 10, 0}, // meant for another process
-	}
-	for _, tt := range tests {
-		if got := watchdogInterval(tt.usec, tt.wpid, tt.mine); got != tt.want {
-			t.Errorf("watchdogInterval(%d, %d, %d) = %s, want %s", tt.usec, tt.wpid, tt.mine, got, tt.want)
-		}
-	}
-}
-
-func TestCountEstablished(t *testing.T) {
-	table := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0000000000000000 100 0 0 10 0
-   1: 0100007F:1F90 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 222 1 0000000000000000 20 4 30 10 -1
-   2: 0100007F:1F90 0100007F:D2F2 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0000000000000000 20 4 30 10 -1
-   3: 0100007F:1F90 0100007F:D2F4 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0000000000000000
-`
-	got := countEstablishedIn(bufio.NewScanner(strings.NewReader(table)), map[string]bool{"111": true, "222": true, "999": true})
-	if got != 1 {
-		t.Fatalf("got %d established sockets of ours, want 1", got)
-	}
-}
-
-func TestStatusLine(t *testing.T) {
-	at := time.Now().Add(-2 * time.Minute)
-	tests := []struct {
-		r    statusReport
-		want string
-	}{
-		{statusReport{HAProxyVersion: "2.6.12"}, "haproxy 2.6.12 not serving"},
-		{statusReport{HAProxyVersion: "2.6.12", Serving: true, PID: 4242, Generation: 7, CurrConns: 153, ConnRate: 12,
-			Draining: 1, DrainingConns: 3, LastReload: &reloadRecord{At: at, OK: true}},
-			"haproxy 2.6.12 pid 4242 gen 7 · 153 conns (12/s) · 1 old gen draining (3 conns) · reloaded 2m0s ago: ok"},
-		{statusReport{HAProxyVersion: "2.6.12", Serving: true, PID: 1, Generation: 2, CurrConns: -1, StatsError: "x",
-			LastReload: &reloadRecord{At: at, Error: "configuration check failed"}},
-			"haproxy 2.6.12 pid 1 gen 2 · stats unavailable · reload 2m0s ago FAILED: configuration check failed"},
-	}
-	for _, tt := range tests {
-		if got := tt.r.line(); got != tt.want {
-			t.Errorf("got  %q\nwant %q", got, tt.want)
-		}
-	}
-}
 
 // holdConns opens n connections that each sent half a request, so haproxy
 // keeps them (also through a soft stop).
@@ -98,7 +47,7 @@ func TestLiveStatusOverNotifyAndJSON(t *testing.T) {
 	if first.CurrConns != 20 || first.Generation != 1 || !first.Serving {
 		t.Fatalf("status --json: conns %d gen %d serving %v, want 20, 1, true", first.CurrConns, first.Generation, first.Serving)
 	}
-	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload: %q %v", ans, err)
 	}
 	for !strings.Contains(got, "gen 2 · 0 conns") || !strings.Contains(got, "1 old gen draining (20 conns)") || !strings.Contains(got, "reloaded") {
@@ -110,7 +59,7 @@ func TestLiveStatusOverNotifyAndJSON(t *testing.T) {
 		t.Fatalf("status after reload: %+v", r)
 	}
 	var raw map[string]any
-	ans, _ := controlRequest(w.ctlPath, "status json", 10*time.Second)
+	ans, _ := control.RequestText(w.ctlPath, "status json", 10*time.Second)
 	if err := json.Unmarshal([]byte(ans), &raw); err != nil {
 		t.Fatal(err)
 	}

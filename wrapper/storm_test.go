@@ -1,6 +1,9 @@
 package main
 
 import (
+	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/status"
 	"os"
 	"strings"
 	"syscall"
@@ -14,9 +17,9 @@ import (
 // settle waits until at least one reload was settled and none is running or
 // queued (the signals sent last may still be on their way: a reload they
 // cause later is within what the tests allow).
-func (w *wrapperProc) settle() statusReport {
+func (w *wrapperProc) settle() status.Report {
 	w.t.Helper()
-	var r statusReport
+	var r status.Report
 	waitFor(w.t, 60*time.Second, "reloads to settle", func() bool {
 		r = w.status()
 		return r.Reloads >= 1 && !r.ReloadInProgress && !r.ReloadPending
@@ -78,7 +81,7 @@ func TestThousandSIGUSR2InOneSecond(t *testing.T) {
 	w.assertClean(fds)
 }
 
-func countFailed(st statusReport) int {
+func countFailed(st status.Report) int {
 	n := 0
 	for _, h := range st.History {
 		if !h.OK {
@@ -126,7 +129,7 @@ func assertNoHAProxyFrom(t *testing.T, w *wrapperProc) {
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(b), w.dir+"/haproxy.cfg") && alive(atoiOr0(e.Name())) {
+		if err == nil && strings.Contains(string(b), w.dir+"/haproxy.cfg") && proc.Alive(atoiOr0(e.Name())) {
 			t.Fatalf("haproxy pid %s still runs the test config", e.Name())
 		}
 	}
@@ -154,18 +157,18 @@ func TestWrapperBinaryDeletedThenReplaced(t *testing.T) {
 	if err := os.Remove(w.bin); err != nil {
 		t.Fatal(err)
 	}
-	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload with the binary deleted: %q %v", ans, err)
 	}
-	if !strings.Contains(w.out.String(), "reloading in-process") {
-		t.Fatalf("no in-process fallback in the log")
+	if strings.Contains(w.out.String(), "re-executing") {
+		t.Fatalf("the wrapper re-executed with its binary deleted")
 	}
 	// A new binary at the path: the next reload executes it.
 	placeBinary(t, dir, "haproxy-systemd-wrapper", true)
-	if ans, err := controlRequest(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
+	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload with the binary replaced: %q %v", ans, err)
 	}
-	if n := strings.Count(w.out.String(), "re-executed, 1 haproxy generation(s) kept"); n != 1 {
+	if n := strings.Count(w.out.String(), "re-executed: 1 haproxy generation(s) kept"); n != 1 {
 		t.Fatalf("%d re-exec lines, want 1 (after the replacement)", n)
 	}
 	if _, err := servedBy(addr); err != nil {

@@ -1,4 +1,6 @@
-package main
+// Package settings reads the wrapper's settings from the environment
+// (envconfig, explicit tags, no prefix) and checks them.
+package settings
 
 import (
 	"fmt"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"haproxy-systemd-wrapper/wrapper/internal/logx"
 )
 
 // Settings is everything the wrapper reads from its environment. Every field
@@ -29,6 +33,7 @@ type Settings struct {
 	StopTimeout   time.Duration `envconfig:"HAPROXY_WRAPPER_STOP_TIMEOUT" default:"0s" desc:"after a stop signal, SIGKILL haproxy processes still alive after this long (0: wait, and let systemd's TimeoutStopSec= act)"`
 	StatusPeriod  time.Duration `envconfig:"HAPROXY_WRAPPER_STATUS_INTERVAL" default:"5s" desc:"how often the STATUS= line is refreshed with live figures"`
 	LogLevel      string        `envconfig:"HAPROXY_WRAPPER_LOG_LEVEL" default:"info" desc:"err, warning, notice, info or debug"`
+	CheckConfig   bool          `envconfig:"HAPROXY_WRAPPER_CHECK" default:"true" desc:"run 'haproxy -c' on the configuration before each start and reload (a second parse; the new generation's own load is a check too)"`
 
 	// systemd's variables (read, never passed on to haproxy).
 	NotifySocket string `envconfig:"NOTIFY_SOCKET" desc:"set by systemd for Type=notify: path or @abstract"`
@@ -36,19 +41,44 @@ type Settings struct {
 	WatchdogPID  int    `envconfig:"WATCHDOG_PID" desc:"set by systemd: the pid the watchdog is meant for"`
 }
 
-// loadSettings reads the environment. envconfig accepts empty values; the
-// wrapper does not where a value is needed, and says which variable is wrong.
-func loadSettings() (Settings, error) {
+// Load reads the environment. envconfig accepts empty values; the wrapper
+// does not where a value is needed, and says which variable is wrong. Every
+// path setting is made absolute (relative to the working directory), so that
+// haproxy and a re-executed wrapper read the same paths.
+func Load() (Settings, error) {
 	var s Settings
 	if err := envconfig.Process("", &s); err != nil {
 		return s, fmt.Errorf("environment: %w", err)
 	}
-	return s, s.validate(os.LookupEnv)
+	if err := s.Validate(os.LookupEnv); err != nil {
+		return s, err
+	}
+	return s, s.absolute()
 }
 
-// validate rejects values that are set but unusable. lookup tells whether a
+// absolute makes every path setting absolute.
+func (s *Settings) absolute() error {
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{{"CONFIG", &s.Config}, {"PIDFILE", &s.PIDFile}, {"HAPROXY_STATS_SOCKET", &s.StatsSocket},
+		{"HAPROXY_BIN", &s.HAProxyBin}, {"HAPROXY_WRAPPER_CONTROL_SOCKET", &s.ControlSocket},
+		{"HAPROXY_WRAPPER_PIDFILE", &s.WrapperPID}, {"HAPROXY_WRAPPER_RUNTIME_DIR", &s.RuntimeDir}} {
+		if *p.v == "" || filepath.IsAbs(*p.v) {
+			continue
+		}
+		abs, err := filepath.Abs(*p.v)
+		if err != nil {
+			return fmt.Errorf("%s=%s: %w: give an absolute path", p.name, *p.v, err)
+		}
+		*p.v = abs
+	}
+	return nil
+}
+
+// Validate rejects values that are set but unusable. lookup tells whether a
 // variable is present at all (so CONFIG="" is an error, CONFIG unset is not).
-func (s Settings) validate(lookup func(string) (string, bool)) error {
+func (s Settings) Validate(lookup func(string) (string, bool)) error {
 	for _, name := range []string{"CONFIG", "PIDFILE", "HAPROXY_STATS_SOCKET", "HAPROXY_BIN",
 		"HAPROXY_WRAPPER_CONTROL_SOCKET", "HAPROXY_WRAPPER_PIDFILE", "HAPROXY_WRAPPER_RUNTIME_DIR"} {
 		if v, ok := lookup(name); ok && strings.TrimSpace(v) == "" {
@@ -75,7 +105,7 @@ func (s Settings) validate(lookup func(string) (string, bool)) error {
 	if s.StatusPeriod <= 0 {
 		return fmt.Errorf("HAPROXY_WRAPPER_STATUS_INTERVAL=%s must be positive, e.g. 5s", s.StatusPeriod)
 	}
-	if _, ok := parseLevel(s.LogLevel); !ok {
+	if _, ok := logx.ParseLevel(s.LogLevel); !ok {
 		return fmt.Errorf("HAPROXY_WRAPPER_LOG_LEVEL=%q is not a level: use err, warning, notice, info or debug", s.LogLevel)
 	}
 	return nil
@@ -83,7 +113,7 @@ func (s Settings) validate(lookup func(string) (string, bool)) error {
 
 // helpText lists every variable with its default, generated from the tags so
 // it cannot drift from what is read.
-func helpText() string {
+func HelpText() string {
 	var b strings.Builder
 	b.WriteString(`Usage: haproxy-systemd-wrapper [haproxy arguments...]
        haproxy-systemd-wrapper reload     ask the running wrapper to reload, wait for the outcome
@@ -100,24 +130,25 @@ always runs in the foreground); -W and -Ws are refused.
 
 Environment:
 `)
-	for _, v := range settingsVars() {
-		def := v.def
+	for _, v := range Vars() {
+		def := v.Def
 		if def == "" {
 			def = "unset"
 		}
-		fmt.Fprintf(&b, "  %-32s %s\n  %-32s (default: %s)\n", v.name, v.desc, "", def)
+		fmt.Fprintf(&b, "  %-32s %s\n  %-32s (default: %s)\n", v.Name, v.Desc, "", def)
 	}
 	return b.String()
 }
 
-type settingVar struct{ name, def, desc string }
+// Var is one environment variable: name, default, description.
+type Var struct{ Name, Def, Desc string }
 
-func settingsVars() []settingVar {
+func Vars() []Var {
 	t := reflect.TypeOf(Settings{})
-	out := make([]settingVar, 0, t.NumField())
+	out := make([]Var, 0, t.NumField())
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		out = append(out, settingVar{name: f.Tag.Get("envconfig"), def: f.Tag.Get("default"), desc: f.Tag.Get("desc")})
+		out = append(out, Var{Name: f.Tag.Get("envconfig"), Def: f.Tag.Get("default"), Desc: f.Tag.Get("desc")})
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package main
+package haproxy
 
 import (
 	"errors"
@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// legacyPIDFile is the C wrapper's default haproxy pid file.
-const legacyPIDFile = "/run/haproxy.pid"
+// LegacyPIDFile is the C wrapper's default haproxy pid file.
+const LegacyPIDFile = "/run/haproxy.pid"
 
-// errUsage marks command-line and environment mistakes (exit code 64).
-var errUsage = errors.New("usage")
+// ErrUsage marks command-line and environment mistakes (exit code 64).
+var ErrUsage = errors.New("usage")
 
 // Invocation is the wrapper's reading of its haproxy arguments.
 type Invocation struct {
@@ -30,9 +30,9 @@ type Invocation struct {
 var valueOpts = map[string]bool{"-f": true, "-p": true, "-m": true, "-N": true, "-L": true,
 	"-C": true, "-n": true, "-x": true, "-S": true}
 
-// parseInvocation reads the wrapper's arguments the way the legacy wrapper did
+// ParseInvocation reads the wrapper's arguments the way the legacy wrapper did
 // (every argument is haproxy's) and applies CONFIG and PIDFILE.
-func parseInvocation(args []string, config, pidfile string) (Invocation, error) {
+func ParseInvocation(args []string, config, pidfile string) (Invocation, error) {
 	inv := Invocation{}
 	hasConfig := false
 	for i := 0; i < len(args); i++ {
@@ -46,21 +46,21 @@ func parseInvocation(args []string, config, pidfile string) (Invocation, error) 
 			inv.Dropped = append(inv.Dropped, a)
 			continue
 		case a == "-W" || a == "-Ws":
-			return inv, fmt.Errorf("%w: %s (master-worker mode) would make haproxy its own supervisor: remove it, the wrapper supervises haproxy itself", errUsage, a)
+			return inv, fmt.Errorf("%w: %s (master-worker mode) would make haproxy its own supervisor: remove it, the wrapper supervises haproxy itself", ErrUsage, a)
 		case a == "-sf" || a == "-st":
-			return inv, fmt.Errorf("%w: %s is the wrapper's to set on reloads: remove it from the command line", errUsage, a)
+			return inv, fmt.Errorf("%w: %s is the wrapper's to set on reloads: remove it from the command line", ErrUsage, a)
 		case a == "-x":
-			return inv, fmt.Errorf("%w: -x is the wrapper's to set on reloads: set HAPROXY_STATS_SOCKET instead", errUsage)
+			return inv, fmt.Errorf("%w: -x is the wrapper's to set on reloads: set HAPROXY_STATS_SOCKET instead", ErrUsage)
 		case a == "-p":
 			if i+1 >= len(args) || args[i+1] == "" {
-				return inv, fmt.Errorf("%w: -p needs a pid file path", errUsage)
+				return inv, fmt.Errorf("%w: -p needs a pid file path", ErrUsage)
 			}
 			inv.PIDFile = args[i+1]
 			i++
 			continue
 		case a == "-f":
 			if i+1 >= len(args) || args[i+1] == "" {
-				return inv, fmt.Errorf("%w: -f needs a configuration file or folder (is $CONFIG empty in the unit?)", errUsage)
+				return inv, fmt.Errorf("%w: -f needs a configuration file or folder (is $CONFIG empty in the unit?)", ErrUsage)
 			}
 			hasConfig = true
 		}
@@ -72,7 +72,7 @@ func parseInvocation(args []string, config, pidfile string) (Invocation, error) 
 	}
 	if !hasConfig {
 		if config == "" {
-			return inv, fmt.Errorf("%w: no haproxy configuration: pass -f FILE or set CONFIG", errUsage)
+			return inv, fmt.Errorf("%w: no haproxy configuration: pass -f FILE or set CONFIG", ErrUsage)
 		}
 		inv.Args = append(inv.Args, "-f", config)
 	}
@@ -80,7 +80,7 @@ func parseInvocation(args []string, config, pidfile string) (Invocation, error) 
 		inv.PIDFile = pidfile
 	}
 	if inv.PIDFile == "" {
-		inv.PIDFile = legacyPIDFile
+		inv.PIDFile = LegacyPIDFile
 	}
 	return inv, nil
 }
@@ -105,11 +105,11 @@ func (m StartMode) String() string {
 	return "foreground -db"
 }
 
-// childArgs builds a generation's command line (argv[1:]). oldPids are passed
+// ChildArgs builds a generation's command line (argv[1:]). oldPids are passed
 // with -sf, statsSocket with -x (only when there are old pids: a first start
 // has nothing to take sockets from). readyCfg is the wrapper's extra config
 // file that declares the readiness socket (foreground mode only).
-func childArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, readyCfg string) []string {
+func ChildArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, readyCfg string) []string {
 	out := append([]string(nil), inv.Args...)
 	if mode == ModeLegacy {
 		out = append(out, "-p", inv.PIDFile, "-Ds")
@@ -128,16 +128,16 @@ func childArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, ready
 	return out
 }
 
-// checkArgs builds the configuration check's command line (argv[1:]). It is
+// CheckArgs builds the configuration check's command line (argv[1:]). It is
 // run without -q: haproxy -c -q prints nothing on a bad config.
-func checkArgs(inv Invocation) []string {
+func CheckArgs(inv Invocation) []string {
 	return append(append([]string(nil), inv.Args...), "-c")
 }
 
 var versionRe = regexp.MustCompile(`HA-?Proxy version (\d+)\.(\d+)(\S*)`)
 
-// parseVersion reads the output of "haproxy -v".
-func parseVersion(out string) (major, minor int, full string, err error) {
+// ParseVersion reads the output of "haproxy -v".
+func ParseVersion(out string) (major, minor int, full string, err error) {
 	m := versionRe.FindStringSubmatch(out)
 	if m == nil {
 		first, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
@@ -151,8 +151,8 @@ func parseVersion(out string) (major, minor int, full string, err error) {
 	return major, minor, m[1] + "." + m[2] + m[3], nil
 }
 
-// modeFor chooses the start mode by haproxy's version.
-func modeFor(major, minor int) StartMode {
+// ModeFor chooses the start mode by haproxy's version.
+func ModeFor(major, minor int) StartMode {
 	if major < 1 || (major == 1 && minor <= 7) {
 		return ModeLegacy
 	}

@@ -1,4 +1,4 @@
-package main
+package proc
 
 import (
 	"errors"
@@ -9,10 +9,10 @@ import (
 	"strings"
 )
 
-// parsePIDs reads a pid file's text: pids separated by white space. Tokens
+// ParsePIDs reads a pid file's text: pids separated by white space. Tokens
 // that are not positive integers are returned as garbage, never as pids, so
 // they cannot end up on haproxy's command line.
-func parsePIDs(text string) (pids []int, garbage []string) {
+func ParsePIDs(text string) (pids []int, garbage []string) {
 	seen := map[int]bool{}
 	for _, f := range strings.Fields(text) {
 		n, err := strconv.Atoi(f)
@@ -28,8 +28,8 @@ func parsePIDs(text string) (pids []int, garbage []string) {
 	return pids, garbage
 }
 
-// readPIDFile reads and parses a pid file; a missing file is no pids.
-func readPIDFile(path string) ([]int, []string, error) {
+// ReadPIDFile reads and parses a pid file; a missing file is no pids.
+func ReadPIDFile(path string) ([]int, []string, error) {
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
 		return nil, nil, nil
@@ -40,14 +40,14 @@ func readPIDFile(path string) ([]int, []string, error) {
 	if len(b) > 64<<10 {
 		b = b[:64<<10]
 	}
-	pids, garbage := parsePIDs(string(b))
+	pids, garbage := ParsePIDs(string(b))
 	return pids, garbage, nil
 }
 
-// writePIDFile writes one pid per line atomically: a temporary file in the
+// WritePIDFile writes one pid per line atomically: a temporary file in the
 // same folder, then rename, so a reader never sees half a file. A symlink at
 // path is replaced, not followed.
-func writePIDFile(path string, pids []int) error {
+func WritePIDFile(path string, pids []int) error {
 	var b strings.Builder
 	for _, p := range pids {
 		b.WriteString(strconv.Itoa(p))
@@ -81,9 +81,9 @@ func writePIDFile(path string, pids []int) error {
 	return nil
 }
 
-// filterOwn keeps the pids for which own returns true, in order, and returns
+// FilterOwn keeps the pids for which own returns true, in order, and returns
 // the others apart (for a warning): a pid file may name anything.
-func filterOwn(pids []int, own func(int) bool) (mine, foreign []int) {
+func FilterOwn(pids []int, own func(int) bool) (mine, foreign []int) {
 	for _, p := range pids {
 		if own(p) {
 			mine = append(mine, p)

@@ -1,4 +1,4 @@
-package main
+package haproxy
 
 import (
 	"bufio"
@@ -14,13 +14,13 @@ import (
 	"time"
 )
 
-// Fixtures in ../testdata/showinfo were recorded from HAProxy 2.6.12 (Debian
+// Fixtures in ../../../testdata/showinfo were recorded from HAProxy 2.6.12 (Debian
 // 2.6.12-1+deb12u4) over its stats socket, except 1.7-synthetic.txt, which
 // is hand-written in the shape of HAProxy 1.7's "show info".
 // 2.6.12-stopping-interactive.txt was captured on a CLI session opened in
 // "prompt" mode before SIGUSR1 (the soft-stopped process refuses new stats
 // connections), so it ends with the "> " prompt.
-const statsFixtureDir = "../testdata/showinfo"
+const statsFixtureDir = "../../../testdata/showinfo"
 
 // statsStrip returns info without Raw, for comparing the typed fields.
 func statsStrip(info Info) Info {
@@ -124,21 +124,21 @@ func TestParseShowInfoFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := parseShowInfo(string(data))
+			got, err := ParseShowInfo(string(data))
 			if tt.wantErr != "" {
 				if err == nil {
-					t.Fatalf("parseShowInfo() = %+v, nil; want error containing %q", statsStrip(got), tt.wantErr)
+					t.Fatalf("ParseShowInfo() = %+v, nil; want error containing %q", statsStrip(got), tt.wantErr)
 				}
 				if !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("parseShowInfo() error = %q, want it to contain %q", err, tt.wantErr)
+					t.Fatalf("ParseShowInfo() error = %q, want it to contain %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("parseShowInfo() error = %v", err)
+				t.Fatalf("ParseShowInfo() error = %v", err)
 			}
 			if !reflect.DeepEqual(statsStrip(got), tt.want) {
-				t.Errorf("parseShowInfo() =\n%+v\nwant\n%+v", statsStrip(got), tt.want)
+				t.Errorf("ParseShowInfo() =\n%+v\nwant\n%+v", statsStrip(got), tt.want)
 			}
 			if len(got.Raw) != tt.rawLen {
 				t.Errorf("len(Raw) = %d, want %d", len(got.Raw), tt.rawLen)
@@ -226,12 +226,12 @@ func TestParseShowInfoTolerance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseShowInfo(tt.in)
+			got, err := ParseShowInfo(tt.in)
 			if err != nil {
-				t.Fatalf("parseShowInfo(%q) error = %v", tt.in, err)
+				t.Fatalf("ParseShowInfo(%q) error = %v", tt.in, err)
 			}
 			if !reflect.DeepEqual(statsStrip(got), tt.want) {
-				t.Errorf("parseShowInfo(%q) =\n%+v\nwant\n%+v", tt.in, statsStrip(got), tt.want)
+				t.Errorf("ParseShowInfo(%q) =\n%+v\nwant\n%+v", tt.in, statsStrip(got), tt.want)
 			}
 			for k, v := range tt.raw {
 				if gotV, ok := got.Raw[k]; !ok || gotV != v {
@@ -260,15 +260,15 @@ func TestParseShowInfoErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseShowInfo(tt.in)
+			got, err := ParseShowInfo(tt.in)
 			if err == nil {
-				t.Fatalf("parseShowInfo(%q) = %+v, nil; want error %q", tt.in, statsStrip(got), tt.want)
+				t.Fatalf("ParseShowInfo(%q) = %+v, nil; want error %q", tt.in, statsStrip(got), tt.want)
 			}
 			if err.Error() != tt.want {
-				t.Errorf("parseShowInfo(%q) error = %q, want %q", tt.in, err, tt.want)
+				t.Errorf("ParseShowInfo(%q) error = %q, want %q", tt.in, err, tt.want)
 			}
 			if got.Raw != nil || got.Pid != 0 {
-				t.Errorf("parseShowInfo(%q) on error = %+v, want zero Info", tt.in, got)
+				t.Errorf("ParseShowInfo(%q) on error = %+v, want zero Info", tt.in, got)
 			}
 		})
 	}
@@ -342,12 +342,12 @@ func TestQueryStatsAnswers(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	text, err := queryStats(ctx, path, "show info")
+	text, err := QueryStats(ctx, path, "show info")
 	if err != nil {
-		t.Fatalf("queryStats() error = %v", err)
+		t.Fatalf("QueryStats() error = %v", err)
 	}
 	if text != answer {
-		t.Errorf("queryStats() returned %d bytes, want %d", len(text), len(answer))
+		t.Errorf("QueryStats() returned %d bytes, want %d", len(text), len(answer))
 	}
 	if line := <-got; line != "show info\n" {
 		t.Errorf("server received %q, want %q", line, "show info\n")
@@ -356,16 +356,16 @@ func TestQueryStatsAnswers(t *testing.T) {
 
 func TestQueryStatsNoContextDeadline(t *testing.T) {
 	path := statsServe(t, statsAnswer("ok\n", nil))
-	text, err := queryStats(context.Background(), path, "help")
+	text, err := QueryStats(context.Background(), path, "help")
 	if err != nil || text != "ok\n" {
-		t.Fatalf("queryStats() = %q, %v; want %q, nil", text, err, "ok\n")
+		t.Fatalf("QueryStats() = %q, %v; want %q, nil", text, err, "ok\n")
 	}
 }
 
 func TestQueryStatsRejectsLineBreak(t *testing.T) {
-	_, err := queryStats(context.Background(), "/nonexistent.sock", "show info\nshutdown frontend fe")
+	_, err := QueryStats(context.Background(), "/nonexistent.sock", "show info\nshutdown frontend fe")
 	if err == nil || !strings.Contains(err.Error(), "line break") {
-		t.Fatalf("queryStats() error = %v, want a line break error", err)
+		t.Fatalf("QueryStats() error = %v, want a line break error", err)
 	}
 }
 
@@ -381,19 +381,19 @@ func TestQueryStatsSlowServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	text, err := queryStats(ctx, path, "show info")
+	text, err := QueryStats(ctx, path, "show info")
 	elapsed := time.Since(start)
 	if err == nil {
-		t.Fatalf("queryStats() = %q, nil; want a deadline error", text)
+		t.Fatalf("QueryStats() = %q, nil; want a deadline error", text)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("queryStats() error = %v, want it to match context.DeadlineExceeded and os.ErrDeadlineExceeded", err)
+		t.Errorf("QueryStats() error = %v, want it to match context.DeadlineExceeded and os.ErrDeadlineExceeded", err)
 	}
 	if !strings.Contains(err.Error(), path) {
-		t.Errorf("queryStats() error = %q, want it to mention %s", err, path)
+		t.Errorf("QueryStats() error = %q, want it to mention %s", err, path)
 	}
 	if elapsed > 3*time.Second {
-		t.Errorf("queryStats() took %v, want about 100ms", elapsed)
+		t.Errorf("QueryStats() took %v, want about 100ms", elapsed)
 	}
 }
 
@@ -409,12 +409,12 @@ func TestQueryStatsCancel(t *testing.T) {
 	defer cancel()
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := queryStats(ctx, path, "show info")
+	_, err := QueryStats(ctx, path, "show info")
 	if !errors.Is(err, context.Canceled) {
-		t.Errorf("queryStats() error = %v, want context.Canceled", err)
+		t.Errorf("QueryStats() error = %v, want context.Canceled", err)
 	}
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
-		t.Errorf("queryStats() took %v after cancel, want prompt return", elapsed)
+		t.Errorf("QueryStats() took %v after cancel, want prompt return", elapsed)
 	}
 }
 
@@ -424,15 +424,15 @@ func TestQueryStatsDialErrors(t *testing.T) {
 
 	t.Run("missing socket", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "missing.sock")
-		_, err := queryStats(ctx, path, "show info")
+		_, err := QueryStats(ctx, path, "show info")
 		if err == nil {
-			t.Fatal("queryStats() error = nil, want error")
+			t.Fatal("QueryStats() error = nil, want error")
 		}
 		if !strings.Contains(err.Error(), "stats socket "+path+": ") {
-			t.Errorf("queryStats() error = %q, want it to start with the path", err)
+			t.Errorf("QueryStats() error = %q, want it to start with the path", err)
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("queryStats() error = %v, want errors.Is(err, os.ErrNotExist)", err)
+			t.Errorf("QueryStats() error = %v, want errors.Is(err, os.ErrNotExist)", err)
 		}
 	})
 
@@ -441,12 +441,12 @@ func TestQueryStatsDialErrors(t *testing.T) {
 		if err := os.WriteFile(path, []byte("not a socket"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := queryStats(ctx, path, "show info")
+		_, err := QueryStats(ctx, path, "show info")
 		if err == nil {
-			t.Fatal("queryStats() error = nil, want error")
+			t.Fatal("QueryStats() error = nil, want error")
 		}
 		if !strings.Contains(err.Error(), path) {
-			t.Errorf("queryStats() error = %q, want it to mention %s", err, path)
+			t.Errorf("QueryStats() error = %q, want it to mention %s", err, path)
 		}
 	})
 
@@ -463,12 +463,12 @@ func TestQueryStatsDialErrors(t *testing.T) {
 		if _, err := os.Stat(path); err != nil {
 			t.Fatalf("socket file should remain: %v", err)
 		}
-		_, err = queryStats(ctx, path, "show info")
+		_, err = QueryStats(ctx, path, "show info")
 		if err == nil {
-			t.Fatal("queryStats() error = nil, want error")
+			t.Fatal("QueryStats() error = nil, want error")
 		}
 		if !strings.Contains(err.Error(), path) {
-			t.Errorf("queryStats() error = %q, want it to mention %s", err, path)
+			t.Errorf("QueryStats() error = %q, want it to mention %s", err, path)
 		}
 	})
 }
@@ -483,12 +483,12 @@ func TestShowInfoStatsSocket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
-	info, err := showInfo(ctx, path)
+	info, err := ShowInfo(ctx, path)
 	if err != nil {
-		t.Fatalf("showInfo() error = %v", err)
+		t.Fatalf("ShowInfo() error = %v", err)
 	}
 	if info.Pid != 2736 || info.Version != "2.6.12-1+deb12u4" || info.Uptime != 16*time.Second {
-		t.Errorf("showInfo() = %+v, want Pid 2736, Version 2.6.12-1+deb12u4, Uptime 16s", statsStrip(info))
+		t.Errorf("ShowInfo() = %+v, want Pid 2736, Version 2.6.12-1+deb12u4, Uptime 16s", statsStrip(info))
 	}
 	if line := <-got; line != "show info\n" {
 		t.Errorf("server received %q, want %q", line, "show info\n")
@@ -496,9 +496,9 @@ func TestShowInfoStatsSocket(t *testing.T) {
 
 	// An error answer is reported with the socket path and the answer.
 	bad := statsServe(t, statsAnswer("Unknown command.\n\n", nil))
-	_, err = showInfo(ctx, bad)
+	_, err = ShowInfo(ctx, bad)
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "Unknown command.") {
-		t.Errorf("showInfo() error = %v, want it to mention %s and the answer", err, bad)
+		t.Errorf("ShowInfo() error = %v, want it to mention %s and the answer", err, bad)
 	}
 }
 
@@ -519,7 +519,7 @@ func FuzzParseShowInfo(f *testing.F) {
 	f.Add("Name:\nUptime: 9999999999d 99999999999h99m99s\n")
 	f.Add("Pid: 18446744073709551616\nUptime_sec: 18446744073709551615\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		info, err := parseShowInfo(text)
+		info, err := ParseShowInfo(text)
 		if err != nil {
 			if info.Raw != nil {
 				t.Errorf("error %v with non-nil Raw", err)

@@ -1,4 +1,4 @@
-package main
+package haproxy
 
 import (
 	"context"
@@ -18,11 +18,11 @@ import (
 // context carries no deadline of its own.
 const statsDefaultTimeout = 5 * time.Second
 
-// statsMaxAnswer caps how much of an answer queryStats will buffer. "show
+// statsMaxAnswer caps how much of an answer QueryStats will buffer. "show
 // info" is about 1 KiB; the cap only guards against a runaway peer.
 const statsMaxAnswer = 16 << 20
 
-// queryStats sends one command to HAProxy's stats/CLI unix socket at path
+// QueryStats sends one command to HAProxy's stats/CLI unix socket at path
 // and returns the whole answer. HAProxy's CLI is non-interactive by default:
 // it answers a single command line and then closes the connection, so the
 // answer is everything read until EOF.
@@ -32,7 +32,7 @@ const statsMaxAnswer = 16 << 20
 // errors are wrapped as "stats socket <path>: ..."; timeouts satisfy both
 // errors.Is(err, context.DeadlineExceeded) and
 // errors.Is(err, os.ErrDeadlineExceeded).
-func queryStats(ctx context.Context, path, cmd string) (string, error) {
+func QueryStats(ctx context.Context, path, cmd string) (string, error) {
 	if strings.ContainsAny(cmd, "\r\n") {
 		return "", fmt.Errorf("stats socket %s: command %q contains a line break", path, cmd)
 	}
@@ -115,14 +115,14 @@ type Info struct {
 	Raw map[string]string // every "Key: value" line, first occurrence wins
 }
 
-// parseShowInfo parses the text answer of HAProxy's "show info" command:
+// ParseShowInfo parses the text answer of HAProxy's "show info" command:
 // one "Key: value" per line. It is tolerant: unknown fields are kept only in
 // Raw, CRLF line ends and blank lines are accepted, lines without ':' are
 // skipped, and unparsable or missing numbers become zero. It returns an
 // error only when the text holds no "Name" or "Pid" field at all, which is
 // what an error answer ("Unknown command...", "Permission denied") or an
 // empty answer looks like.
-func parseShowInfo(text string) (Info, error) {
+func ParseShowInfo(text string) (Info, error) {
 	info := Info{Raw: make(map[string]string)}
 	for line := range strings.Lines(text) {
 		key, val, ok := strings.Cut(line, ":")
@@ -169,14 +169,14 @@ func parseShowInfo(text string) (Info, error) {
 	return info, nil
 }
 
-// showInfo asks the HAProxy stats socket at path for "show info" and parses
+// ShowInfo asks the HAProxy stats socket at path for "show info" and parses
 // the answer.
-func showInfo(ctx context.Context, path string) (Info, error) {
-	text, err := queryStats(ctx, path, "show info")
+func ShowInfo(ctx context.Context, path string) (Info, error) {
+	text, err := QueryStats(ctx, path, "show info")
 	if err != nil {
 		return Info{}, err
 	}
-	info, err := parseShowInfo(text)
+	info, err := ParseShowInfo(text)
 	if err != nil {
 		return Info{}, fmt.Errorf("stats socket %s: %w", path, err)
 	}

@@ -1,16 +1,21 @@
-package main
+// Package status is the wrapper's status report: what "status" prints, what
+// STATUS= says, and the health check the watchdog runs. The supervisor fills
+// the state part from its loop (a copy); Fill then reads haproxy's figures
+// outside the loop.
+package status
 
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
 )
 
-// statusReport is what "haproxy-systemd-wrapper status" prints; its JSON
+// Report is what "haproxy-systemd-wrapper status" prints; its JSON
 // field names are stable (documented in the README).
-type statusReport struct {
+type Report struct {
 	WrapperVersion   string         `json:"wrapper_version"`
 	WrapperPID       int            `json:"wrapper_pid"`
 	HAProxyVersion   string         `json:"haproxy_version"`
@@ -22,85 +27,64 @@ type statusReport struct {
 	ConnRate         int64          `json:"connection_rate"`
 	Draining         int            `json:"draining_generations"`
 	DrainingConns    int64          `json:"draining_connections"`
-	Generations      []genReport    `json:"generations"`
+	Generations      []GenReport    `json:"generations"`
 	Reloads          int            `json:"reloads"`
 	ReloadInProgress bool           `json:"reload_in_progress"`
 	ReloadPending    bool           `json:"reload_pending"`
-	LastReload       *reloadRecord  `json:"last_reload,omitempty"`
-	History          []reloadRecord `json:"reload_history"`
+	LastReload       *ReloadRecord  `json:"last_reload,omitempty"`
+	History          []ReloadRecord `json:"reload_history"`
 	StatsError       string         `json:"stats_error,omitempty"`
 	UptimeSec        int64          `json:"uptime_sec"`
 	Stopping         bool           `json:"stopping"`
+	DrainRetired     int            `json:"drain_retired"`
+	LogLinesDropped  int64          `json:"log_lines_dropped"`
 
-	statsSocket string
+	StatsSocket string `json:"-"` // HAPROXY_STATS_SOCKET, read for haproxy <= 1.7
 }
 
-type genReport struct {
+// ReloadRecord is one reload's outcome, kept for status and history.
+type ReloadRecord struct {
+	At       time.Time     `json:"at"`
+	Duration time.Duration `json:"duration_ns"`
+	OK       bool          `json:"ok"`
+	Error    string        `json:"error,omitempty"`
+	Gen      int           `json:"gen,omitempty"`
+	Trigger  string        `json:"trigger"`
+}
+
+type GenReport struct {
 	Gen       int    `json:"generation"`
 	PID       int    `json:"pid"`
 	State     string `json:"state"` // starting, serving, draining
 	CurrConns int64  `json:"current_connections"`
-	sock      string
+	Sock      string `json:"-"` // its readiness stats socket
 }
 
-// report snapshots the state; the stats sockets are read later by fill,
-// outside the supervisor loop.
-func (s *supervisor) report() statusReport {
-	r := statusReport{
-		WrapperVersion: version, WrapperPID: os.Getpid(), HAProxyVersion: s.st.HAProxyVersion,
-		Mode: s.st.Mode.String(), Reloads: s.st.Reloads, ReloadInProgress: s.busy(), ReloadPending: s.st.Pending,
-		History: append([]reloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
-		statsSocket: s.set.StatsSocket, Stopping: s.stopping,
-	}
-	if !s.st.StartedAt.IsZero() {
-		r.UptimeSec = int64(time.Since(s.st.StartedAt).Seconds())
-	}
-	if n := len(r.History); n > 0 {
-		last := r.History[n-1]
-		r.LastReload = &last
-	}
-	for _, g := range s.st.Gens {
-		state := "draining"
-		switch {
-		case !g.Ready:
-			state = "starting"
-		case !g.Draining:
-			state = "serving"
-			r.Serving, r.PID, r.Generation = true, g.Pid, g.Gen
-		}
-		if g.Draining {
-			r.Draining++
-		}
-		r.Generations = append(r.Generations, genReport{Gen: g.Gen, PID: g.Pid, State: state, CurrConns: -1, sock: g.ReadySock})
-	}
-	return r
-}
-
-// fill reads each generation's figures from its readiness socket (or, for
+// Fill reads each generation's figures from its readiness socket (or, for
 // haproxy <= 1.7, the serving one's from HAPROXY_STATS_SOCKET), each query
 // bounded to one second.
-func (r *statusReport) fill() {
+func (r *Report) Fill() {
 	var errs []string
 	for i := range r.Generations {
 		g := &r.Generations[i]
 		if g.State == "draining" {
 			// A soft-stopping haproxy closes its stats sockets: count its
 			// established TCP connections instead.
-			g.CurrConns = establishedConns(g.PID)
+			g.CurrConns = EstablishedConns(g.PID)
 			if g.CurrConns > 0 {
 				r.DrainingConns += g.CurrConns
 			}
 			continue
 		}
-		sock := g.sock
+		sock := g.Sock
 		if sock == "" && g.State == "serving" {
-			sock = r.statsSocket
+			sock = r.StatsSocket
 		}
 		if sock == "" {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		info, err := showInfo(ctx, sock)
+		info, err := haproxy.ShowInfo(ctx, sock)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("gen %d: %v", g.Gen, err))
@@ -114,8 +98,8 @@ func (r *statusReport) fill() {
 	r.StatsError = strings.Join(errs, "; ")
 }
 
-// line is the one-line summary used for STATUS=.
-func (r statusReport) line() string {
+// Line is the one-line summary used for STATUS=.
+func (r Report) Line() string {
 	if !r.Serving {
 		return "haproxy " + r.HAProxyVersion + " not serving"
 	}
@@ -142,10 +126,10 @@ func (r statusReport) line() string {
 	return b
 }
 
-// text is the report for a person.
-func (r statusReport) text() string {
+// Text is the report for a person.
+func (r Report) Text() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n", r.line())
+	fmt.Fprintf(&b, "%s\n", r.Line())
 	fmt.Fprintf(&b, "wrapper %s pid %d, mode %s, up %ds, %d reloads\n", r.WrapperVersion, r.WrapperPID, r.Mode, r.UptimeSec, r.Reloads)
 	for _, g := range r.Generations {
 		conns := "?"

@@ -1,0 +1,132 @@
+package supervisor
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/logx"
+	"haproxy-systemd-wrapper/wrapper/internal/sdnotify"
+	"haproxy-systemd-wrapper/wrapper/internal/status"
+)
+
+// report is a copy of the state for status; haproxy's figures are read
+// later by status.Report.Fill, outside the loop.
+func (s *Supervisor) report() status.Report {
+	r := status.Report{
+		WrapperVersion: s.cfg.Version, WrapperPID: os.Getpid(), HAProxyVersion: s.st.HAProxyVersion,
+		Mode: s.st.Mode.String(), Reloads: s.st.Reloads,
+		ReloadInProgress: s.phase == Reloading || s.phase == Upgrading, ReloadPending: s.st.Pending,
+		History: append([]status.ReloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
+		StatsSocket: s.cfg.Settings.StatsSocket, Stopping: s.phase == Stopping || s.phase == Done,
+		DrainRetired: s.st.Retired, LogLinesDropped: logx.L.Dropped(),
+	}
+	if !s.st.StartedAt.IsZero() {
+		r.UptimeSec = int64(time.Since(s.st.StartedAt).Seconds())
+	}
+	if n := len(r.History); n > 0 {
+		last := r.History[n-1]
+		r.LastReload = &last
+	}
+	for _, g := range s.st.Gens {
+		state := "draining"
+		switch {
+		case !g.Ready:
+			state = "starting"
+		case !g.Draining:
+			state = "serving"
+			r.Serving, r.PID, r.Generation = true, g.Pid, g.Gen
+		}
+		if g.Draining {
+			r.Draining++
+		}
+		r.Generations = append(r.Generations, status.GenReport{Gen: g.Gen, PID: g.Pid, State: state, CurrConns: -1, Sock: g.ReadySock})
+	}
+	return r
+}
+
+// snapshot asks the loop for a report (from another goroutine).
+func (s *Supervisor) snapshot(ctx context.Context) (status.Report, bool) {
+	reply := make(chan status.Report, 1)
+	select {
+	case s.snapReqs <- reply:
+	case <-ctx.Done():
+		return status.Report{}, false
+	}
+	select {
+	case r := <-reply:
+		return r, true
+	case <-ctx.Done():
+		return status.Report{}, false
+	}
+}
+
+// kickStatus asks for a STATUS= refresh soon (after a state change).
+func (s *Supervisor) kickStatus() {
+	select {
+	case s.statusKck <- struct{}{}:
+	default:
+	}
+}
+
+// runStatus refreshes STATUS= every HAPROXY_WRAPPER_STATUS_INTERVAL and after
+// every state change, while the notify socket is set. It says nothing during
+// a reload (the serving generation's line stays) and after a stop began.
+func (s *Supervisor) runStatus(ctx context.Context) {
+	if s.notify.Addr() == "" {
+		return
+	}
+	t := time.NewTicker(s.cfg.Settings.StatusPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.statusKck:
+		}
+		r, ok := s.snapshot(ctx)
+		if !ok || r.Stopping || !r.Serving {
+			continue
+		}
+		r.Fill()
+		s.notify.Status(r.Line())
+	}
+}
+
+// runWatchdog sends WATCHDOG=1 at half of WATCHDOG_USEC, only while the
+// serving haproxy answers "show info" on its readiness socket (haproxy <= 1.7:
+// on HAPROXY_STATS_SOCKET, else while its process is alive and not stopped).
+// A hung haproxy stops the pings and systemd's watchdog acts.
+func (s *Supervisor) runWatchdog(ctx context.Context) {
+	every := sdnotify.WatchdogInterval(s.cfg.Settings.WatchdogUSec, s.cfg.Settings.WatchdogPID, os.Getpid())
+	if every == 0 || s.notify.Addr() == "" {
+		return
+	}
+	logx.Infof("watchdog: pinging every %s while haproxy answers", every)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	healthy := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r, ok := s.snapshot(ctx)
+		if !ok {
+			continue
+		}
+		err := r.Healthy(every / 2)
+		switch {
+		case err == nil:
+			s.notify.Watchdog()
+			if !healthy {
+				logx.Noticef("watchdog: haproxy answers again")
+			}
+		case healthy:
+			logx.Warningf("watchdog: %v: not pinging systemd", err)
+		}
+		healthy = err == nil
+	}
+}

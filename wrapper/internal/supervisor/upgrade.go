@@ -1,0 +1,175 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/handoff"
+	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/logx"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
+)
+
+// An upgrade re-executes the wrapper only when the binary on disk is no
+// longer the running image (a new package was installed): an ordinary reload
+// stays in this image, with no exec, no state in the environment and no
+// signal window. The new binary is probed first (it runs, answers the
+// hand-off version, exits 0 within 2 s); one that fails is refused with one
+// warning and the reload goes on here.
+
+// imageID identifies a binary file: device and inode.
+type imageID struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
+}
+
+// runningImage is the file this image was executed from (it stays reachable
+// through /proc/self/exe even when removed).
+func runningImage() imageID {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		return imageID{}
+	}
+	return imageID{Dev: st.Dev, Ino: st.Ino}
+}
+
+// upgradeWanted tells whether the wrapper's path now names another file
+// than the running image.
+func (s *Supervisor) upgradeWanted() bool {
+	var st unix.Stat_t
+	if err := unix.Stat(s.cfg.Self, &st); err != nil {
+		return false // removed: nothing to execute, reload here
+	}
+	if s.image == (imageID{}) {
+		return false
+	}
+	return imageID{Dev: st.Dev, Ino: st.Ino} != s.image
+}
+
+// ProbeTimeout bounds the new binary's probe.
+const ProbeTimeout = 2 * time.Second
+
+func (s *Supervisor) startProbe() {
+	self := s.cfg.Self
+	s.helper(func() event {
+		err := handoff.Probe(self, ProbeTimeout, func(ctx context.Context, path string, argv []string) (string, unix.WaitStatus, error) {
+			return s.r.RunCapture(ctx, path, argv, proc.ChildEnv(os.Environ()))
+		})
+		return event{kind: evProbeResult, err: err}
+	})
+}
+
+// upgrade executes the new binary. Everything queued is handled first, with
+// the phase Upgrading (a stop then cancels the upgrade); the reaper holds
+// its exits (the new image reaps them) and the control socket stops
+// accepting (its queue waits for the new image). If the exec does not
+// happen, all is resumed and the reload goes on here.
+func (s *Supervisor) upgrade() {
+	s.phase = Upgrading
+	s.r.Hold()
+	if s.ctl != nil {
+		s.ctl.Pause(5*time.Second, s.onRequest)
+	}
+	for s.phase == Upgrading && s.step(false) {
+	}
+	if s.phase != Upgrading || s.helpers > 0 {
+		// A stop came (or a helper is still out): no exec.
+		s.resumeHere()
+		if s.phase == Upgrading {
+			s.handle(EvUpgradeFailed, evCtx{})
+		}
+		return
+	}
+	files := []handoff.Named{}
+	if s.ctl != nil {
+		files = append(files, handoff.Named{Name: "control", Conn: s.ctl.Listener()})
+	}
+	for i, w := range s.waiters {
+		files = append(files, handoff.Named{Name: "waiter-" + strconv.Itoa(i), Conn: w.Conn()})
+	}
+	for i, w := range s.pendingWaiters {
+		files = append(files, handoff.Named{Name: "pending-" + strconv.Itoa(i), Conn: w.Conn()})
+	}
+	for _, g := range s.st.Gens {
+		if g.out != nil {
+			files = append(files, handoff.Named{Name: "output-" + strconv.Itoa(g.Gen), Conn: g.out.Conn()})
+		}
+	}
+	st := s.st
+	st.NotifyWarned = s.notify.Warned()
+	logx.Noticef("re-executing on %s: %s is a new binary.", st.Trigger, s.cfg.Self)
+	logx.L.Flush(200 * time.Millisecond)
+	env := proc.UnsetEnv(os.Environ(), proc.EnvDaemonFD)
+	err := handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files)
+	logx.Warningf("re-exec failed (%v): reloading in the running image", err)
+	s.resumeHere()
+	s.handle(EvUpgradeFailed, evCtx{})
+}
+
+func (s *Supervisor) resumeHere() {
+	s.r.Release()
+	if s.ctl != nil {
+		s.ctl.Resume()
+	}
+}
+
+// Resume rebuilds a supervisor in a new image from what the previous one
+// handed over. The reload that caused the upgrade goes on in Run.
+func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
+	s := New(cfg)
+	if err := json.Unmarshal(rcv.State, &s.st); err != nil {
+		for _, f := range rcv.Files {
+			f.Close()
+		}
+		return nil, fmt.Errorf("hand-off state: %w", err)
+	}
+	s.notify.SetWarned(s.st.NotifyWarned)
+	s.st.Image = s.image
+	for _, g := range s.st.Gens {
+		s.r.Watch(g.Pid, s.exits)
+	}
+	for _, name := range rcv.Order {
+		f := rcv.Files[name]
+		switch {
+		case name == "control":
+			ctl, err := control.FromFile(f)
+			if err != nil {
+				logx.Warningf("control socket handed over: %v: 'reload' and 'status' unavailable until restart", err)
+				continue
+			}
+			s.ctl = ctl
+		case strings.HasPrefix(name, "waiter-"), strings.HasPrefix(name, "pending-"):
+			req, err := control.RequestFromFile(f)
+			if err != nil {
+				continue
+			}
+			if strings.HasPrefix(name, "waiter-") {
+				s.waiters = append(s.waiters, req)
+			} else {
+				s.pendingWaiters = append(s.pendingWaiters, req)
+			}
+		case strings.HasPrefix(name, "output-"):
+			n, _ := strconv.Atoi(strings.TrimPrefix(name, "output-"))
+			for _, g := range s.st.Gens {
+				if g.Gen == n {
+					g.out = haproxy.NewOutput(f)
+					f = nil
+				}
+			}
+			if f != nil {
+				f.Close()
+			}
+		default:
+			f.Close()
+		}
+	}
+	return s, nil
+}
