@@ -54,7 +54,6 @@ type state struct {
 	WrotePIDFile    bool                  `json:"wrote_pidfile"`
 	WroteWrapperPID bool                  `json:"wrote_wrapper_pid"`
 	NotifyWarned    bool                  `json:"notify_warned"`
-	Retired         int                   `json:"retired"`
 	Image           imageID               `json:"image"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"time"
@@ -108,7 +109,16 @@ func (s *Supervisor) upgrade() {
 	logx.Noticef("re-executing on %s: %s is a new binary.", st.Trigger, s.cfg.Self)
 	logx.L.Flush(200 * time.Millisecond)
 	env := proc.UnsetEnv(os.Environ(), proc.EnvDaemonFD)
+	// SIGHUP and SIGINT are ignored over the exec: the Go runtime keeps an
+	// inherited "ignore" for these two until the new image catches them,
+	// where it would otherwise let them kill it while it starts. A reload
+	// signal then is dropped, never fatal; a Ctrl-C reaches haproxy too (same
+	// process group), which stops on it, and the new image exits after it.
+	// SIGUSR1 and SIGUSR2 stay pending, blocked (handoff.Exec). SIGTERM
+	// cannot be held: see README "Known limits".
+	signal.Ignore(unix.SIGHUP, unix.SIGINT)
 	err := handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files)
+	signal.Notify(s.cfg.Signals, unix.SIGHUP, unix.SIGINT)
 	logx.Warningf("re-exec failed (%v): reloading in the running image", err)
 	s.resumeHere()
 	s.handle(EvUpgradeFailed, evCtx{})
