@@ -11,7 +11,7 @@ RUN_DIR := $(CURDIR)/build/run
 UNITS   := haproxy.service haproxy-forking.service haproxy-legacy.service
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps run test unit-test lint fuzz bench units install clean
+.PHONY: all build deps run test unit-test lint fuzz soak bench units install clean
 
 all: build
 
@@ -65,6 +65,11 @@ fuzz:
 	$(GO) test ./wrapper/internal/haproxy -run '^$$' -fuzz '^FuzzParseShowInfo$$' -fuzztime 15s
 	$(GO) test ./wrapper/internal/proc -run '^$$' -fuzz '^FuzzParsePIDs$$' -fuzztime 15s
 	$(GO) test ./wrapper/internal/handoff -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
+
+# soak: 3000 reloads under load with connections dropped at random moments
+# (TestSoakRandomDrain; several minutes, not part of make test).
+soak: deps
+	HSW_SOAK_RELOADS=$${HSW_SOAK_RELOADS:-3000} $(GO) test -count=1 -timeout 60m -run '^TestSoakRandomDrain$$' -v ./wrapper
 
 bench: deps build
 	$(GO) run ./wrapper/bench -wrapper $(BIN)
