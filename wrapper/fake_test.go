@@ -178,8 +178,9 @@ func TestStartFailures(t *testing.T) {
 			2, "exited during start: exit code 2"},
 		{"odd version output", func(f fakeEnv) []string { return f.env("FAKE_VERSION=Segmentation fault") },
 			proc.ExitStartFailed, `no version in 'haproxy -v' output "Segmentation fault"`},
-		{"invalid config at start", func(f fakeEnv) []string { return f.env("FAKE_CHECK_RC=1") },
-			1, "configuration check failed (exit code 1): [ALERT]"},
+		{"invalid config at start (opt-in check)", func(f fakeEnv) []string {
+			return append(f.env("FAKE_CHECK_RC=1"), "HAPROXY_WRAPPER_CHECK=true")
+		}, 1, "configuration check failed (exit code 1): [ALERT]"},
 		{"missing binary", func(f fakeEnv) []string { return append(f.env(), "HAPROXY_BIN="+f.dir+"/nope") },
 			proc.ExitNotFound, "nope: not found: install haproxy or set HAPROXY_BIN"},
 		{"binary not executable", func(f fakeEnv) []string {

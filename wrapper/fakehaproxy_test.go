@@ -127,8 +127,18 @@ func fakeReady(args []string) {
 		if fd, err := strconv.Atoi(os.Getenv("HAPROXY_WRAPPER_FD")); err == nil {
 			syscall.Close(fd)
 		}
+		return
+	}
+	// A listener of its own (loopback, any port), as a real configuration
+	// has: the wrapper refuses a generation whose only listener is its
+	// readiness socket.
+	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		fakeListener = ln
 	}
 }
+
+// fakeListener keeps the fake's listener open for its whole life.
+var fakeListener net.Listener
 
 func fakeStatsSocket(path string) {
 	_ = os.Remove(path)

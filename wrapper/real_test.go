@@ -93,17 +93,17 @@ func TestRealBrokenConfigReloadKeepsServing(t *testing.T) {
 	}
 	w.signal(syscall.SIGUSR2)
 	st := w.waitReloads(1)
-	if st.LastReload.OK || !strings.Contains(st.LastReload.Error, "configuration check failed") {
-		t.Fatalf("last reload = %+v, want a failed configuration check", st.LastReload)
+	if st.LastReload.OK || !strings.Contains(st.LastReload.Error, "exited during start: exit code 1") || !strings.Contains(st.LastReload.Error, "no-such-keyword") {
+		t.Fatalf("last reload = %+v, want a failed load with haproxy's reason", st.LastReload)
 	}
 	if got, err := servedBy(w.addr); err != nil || got != before {
 		t.Fatalf("after a broken reload served by %d (%v), want the old pid %d", got, err, before)
 	}
-	if !strings.Contains(w.out.String(), ") keeps serving: configuration check failed") || !strings.Contains(w.out.String(), "<3>haproxy-systemd-wrapper: reload failed, generation 1 (pid ") {
+	if !strings.Contains(w.out.String(), ") keeps serving: haproxy generation 2 (pid ") || !strings.Contains(w.out.String(), "<3>haproxy-systemd-wrapper: reload failed, generation 1 (pid ") {
 		t.Fatalf("no error line for the failed reload in the log")
 	}
 	// The synchronous reload command reports the failure too.
-	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "error configuration check failed") {
+	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "error haproxy generation 3 (pid ") {
 		t.Fatalf("reload command answered %q, %v", ans, err)
 	}
 	if err := os.WriteFile(cfg, good, 0o644); err != nil {
@@ -228,7 +228,7 @@ func TestRealForkingDashDBrokenConfig(t *testing.T) {
 	if code := w.waitExit(30 * time.Second); code == 0 {
 		t.Fatalf("the -D parent exited 0 with a broken config")
 	}
-	if !strings.Contains(w.out.String(), "haproxy-systemd-wrapper: haproxy did not start: configuration check failed") {
+	if !strings.Contains(w.out.String(), "haproxy-systemd-wrapper: haproxy did not start: haproxy generation 1 (pid ") || !strings.Contains(w.out.String(), "no-such-keyword") {
 		t.Fatalf("no reason on stderr:\n%s", w.out.String())
 	}
 	if _, err := os.Stat(w.dir + "/wrapper.pid"); !os.IsNotExist(err) {

@@ -105,25 +105,32 @@ func (m StartMode) String() string {
 	return "foreground -db"
 }
 
-// ChildArgs builds a generation's command line (argv[1:]). oldPids are passed
-// with -sf, statsSocket with -x (only when there are old pids: a first start
-// has nothing to take sockets from). readyCfg is the wrapper's extra config
-// file that declares the readiness socket (foreground mode only).
+// ChildArgs builds a generation's command line (argv[1:]). oldPids are the
+// live pids of the earlier generations and statsSocket is passed with -x
+// when there are some (a first start has nothing to take sockets from).
+//
+// haproxy <= 1.7 (-Ds) gets -sf oldPids: haproxy tells them to stop once it
+// has bound. haproxy >= 1.8 (-db) does not: the wrapper sends the old
+// generations SIGUSR1 itself once the new one answers on its readiness
+// socket (readyCfg) and holds a listener of its own, so that a generation
+// that fails after its start, or that has no listener (which haproxy alone
+// would refuse, were it not for the readiness socket), never touches the
+// serving one.
 func ChildArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, readyCfg string) []string {
 	out := append([]string(nil), inv.Args...)
 	if mode == ModeLegacy {
 		out = append(out, "-p", inv.PIDFile, "-Ds")
+		if len(oldPids) > 0 {
+			out = append(out, "-sf")
+			for _, p := range oldPids {
+				out = append(out, strconv.Itoa(p))
+			}
+		}
 	} else {
 		out = append(out, "-f", readyCfg, "-db")
 	}
-	if len(oldPids) > 0 {
-		out = append(out, "-sf")
-		for _, p := range oldPids {
-			out = append(out, strconv.Itoa(p))
-		}
-		if statsSocket != "" {
-			out = append(out, "-x", statsSocket)
-		}
+	if len(oldPids) > 0 && statsSocket != "" {
+		out = append(out, "-x", statsSocket)
 	}
 	return out
 }

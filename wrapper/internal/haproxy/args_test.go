@@ -69,7 +69,7 @@ func TestChildArgs(t *testing.T) {
 		{"legacy reload", ModeLegacy, []int{10, 11}, "/s.sock", "-f /a.cfg -p /run/haproxy.pid -Ds -sf 10 11 -x /s.sock"},
 		{"legacy reload without stats socket", ModeLegacy, []int{10}, "", "-f /a.cfg -p /run/haproxy.pid -Ds -sf 10"},
 		{"foreground first start", ModeForeground, nil, "/s.sock", "-f /a.cfg -f /rt/gen-1.cfg -db"},
-		{"foreground reload", ModeForeground, []int{7, 9}, "/s.sock", "-f /a.cfg -f /rt/gen-1.cfg -db -sf 7 9 -x /s.sock"},
+		{"foreground reload", ModeForeground, []int{7, 9}, "/s.sock", "-f /a.cfg -f /rt/gen-1.cfg -db -x /s.sock"},
 	}
 	for _, tt := range tests {
 		got := strings.Join(ChildArgs(tt.mode, inv, tt.old, tt.stats, "/rt/gen-1.cfg"), " ")

@@ -1,11 +1,16 @@
 package haproxy
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
@@ -13,9 +18,9 @@ import (
 // WriteReadyConfig writes, into the wrapper's private runtime folder, the
 // extra configuration file of generation gen: a stats socket of its own. The
 // generation serves once haproxy answers "show info" there with its own pid:
-// haproxy answers only from its event loop, after binding every listener and
-// telling the old pids to stop. The files are created afresh
-// (O_EXCL|O_NOFOLLOW): nothing planted in the folder is followed or loaded.
+// haproxy answers only from its event loop, after binding every listener.
+// The files are created afresh (O_EXCL|O_NOFOLLOW): nothing planted in the
+// folder is followed or loaded.
 func WriteReadyConfig(dir string, gen int) (sock, cfg string, err error) {
 	sock = filepath.Join(dir, fmt.Sprintf("gen-%d.sock", gen))
 	cfg = filepath.Join(dir, fmt.Sprintf("gen-%d.cfg", gen))
@@ -38,27 +43,103 @@ func WriteReadyConfig(dir string, gen int) (sock, cfg string, err error) {
 }
 
 // WaitAnswers waits until haproxy pid answers "show info" on sock with its
-// own pid. It tries at once, then backs off from 1 ms to 10 ms.
+// own pid. No fixed-interval polling: it waits (inotify) for the socket file
+// to appear, then asks once; haproxy answers as soon as its event loop runs.
+// Where inotify is unavailable it falls back to a back-off from 1 ms to
+// 10 ms.
 func WaitAnswers(ctx context.Context, sock string, pid int) error {
+	w, werr := newDirWatch(filepath.Dir(sock))
+	if w != nil {
+		defer w.close()
+	}
 	wait := time.Millisecond
 	for {
-		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		info, err := ShowInfo(qctx, sock)
-		cancel()
-		if err == nil && info.Pid == pid {
-			return nil
+		if _, err := os.Stat(sock); err == nil {
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			info, err := ShowInfo(qctx, sock)
+			cancel()
+			if err == nil && info.Pid == pid {
+				return nil
+			}
+			if err == nil && info.Pid > 0 && proc.ParentOf(info.Pid) == pid {
+				return fmt.Errorf("haproxy pid %d runs in master-worker mode (its worker %d answers): remove 'master-worker' from the global section, the wrapper supervises haproxy itself", pid, info.Pid)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Bound but not listening yet, or not answering yet: short
+			// back-off (the file exists, no inotify event will come).
+			if err := sleepCtx(ctx, 200*time.Microsecond); err != nil {
+				return err
+			}
+			continue
 		}
-		if err == nil && info.Pid > 0 && proc.ParentOf(info.Pid) == pid {
-			return fmt.Errorf("haproxy pid %d runs in master-worker mode (its worker %d answers): remove 'master-worker' from the global section, the wrapper supervises haproxy itself", pid, info.Pid)
+		if werr == nil {
+			if err := w.wait(ctx, filepath.Base(sock)); err != nil {
+				return err
+			}
+			continue
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
 		}
 		wait = min(wait*2, 10*time.Millisecond)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// dirWatch is an inotify watch on one folder for files being created.
+type dirWatch struct {
+	f *os.File
+}
+
+func newDirWatch(dir string) (*dirWatch, error) {
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &dirWatch{f: os.NewFile(uintptr(fd), "inotify")}, nil
+}
+
+func (w *dirWatch) close() { w.f.Close() }
+
+// wait returns once an event named name (or any overflow) is read, or when
+// ctx ends. Spurious returns are fine: the caller looks again.
+func (w *dirWatch) wait(ctx context.Context, name string) error {
+	stop := context.AfterFunc(ctx, func() { _ = w.f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	buf := make([]byte, 4096)
+	for {
+		n, err := w.f.Read(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafePointer(&buf[off]))
+			nameBytes := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			got := strings.TrimRight(string(nameBytes), "\x00")
+			if got == name || ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				return nil
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
 	}
 }
 
@@ -78,4 +159,96 @@ func WaitPipeClosed(ctx context.Context, r *os.File) error {
 			return nil
 		}
 	}
+}
+
+// Listeners counts the listening sockets process pid holds (TCP in LISTEN
+// state, bound UDP, listening unix stream sockets), leaving out the unix
+// sockets at the paths in except (the wrapper's private readiness socket):
+// what haproxy itself counts to refuse a configuration with no listener.
+func Listeners(pid int, except ...string) (int, error) {
+	inodes, err := socketInodes(pid)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, t := range []struct {
+		file   string
+		listen func(fields []string) bool
+		inode  int
+	}{
+		{"tcp", func(f []string) bool { return f[3] == "0A" }, 9},
+		{"tcp6", func(f []string) bool { return f[3] == "0A" }, 9},
+		{"udp", func(f []string) bool { return f[3] == "07" }, 9},
+		{"udp6", func(f []string) bool { return f[3] == "07" }, 9},
+	} {
+		n += countTable(fmt.Sprintf("/proc/%d/net/%s", pid, t.file), 1, func(f []string) bool {
+			return len(f) > t.inode && t.listen(f) && inodes[f[t.inode]]
+		})
+	}
+	skip := map[string]bool{}
+	for _, p := range except {
+		skip[p] = true
+	}
+	// /proc/net/unix: Num RefCount Protocol Flags Type St Inode Path
+	n += countTable(fmt.Sprintf("/proc/%d/net/unix", pid), 1, func(f []string) bool {
+		if len(f) < 7 || !inodes[f[6]] {
+			return false
+		}
+		if len(f) >= 8 && skip[boundPath(f[7])] {
+			return false
+		}
+		return f[3] == "00010000" // __SO_ACCEPTCON: listening
+	})
+	return n, nil
+}
+
+// boundPath is the path a unix socket was asked for: haproxy binds
+// "PATH.PID.tmp" and renames it to PATH, and /proc keeps the bound name.
+func boundPath(p string) string {
+	if !strings.HasSuffix(p, ".tmp") {
+		return p
+	}
+	base := strings.TrimSuffix(p, ".tmp")
+	if i := strings.LastIndexByte(base, '.'); i > 0 && strings.Trim(base[i+1:], "0123456789") == "" {
+		return base[:i]
+	}
+	return p
+}
+
+func socketInodes(pid int) (map[string]bool, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink(filepath.Join(dir, fd.Name()))
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	if len(inodes) == 0 && len(fds) == 0 {
+		return nil, errors.New("no file descriptors")
+	}
+	return inodes, nil
+}
+
+func countTable(path string, skipLines int, match func([]string) bool) int {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for i := 0; sc.Scan(); i++ {
+		if i < skipLines {
+			continue
+		}
+		if match(strings.Fields(sc.Text())) {
+			n++
+		}
+	}
+	return n
 }

@@ -33,7 +33,9 @@ type Settings struct {
 	StopTimeout   time.Duration `envconfig:"HAPROXY_WRAPPER_STOP_TIMEOUT" default:"0s" desc:"after a stop signal, SIGKILL haproxy processes still alive after this long (0: wait, and let systemd's TimeoutStopSec= act)"`
 	StatusPeriod  time.Duration `envconfig:"HAPROXY_WRAPPER_STATUS_INTERVAL" default:"5s" desc:"how often the STATUS= line is refreshed with live figures"`
 	LogLevel      string        `envconfig:"HAPROXY_WRAPPER_LOG_LEVEL" default:"info" desc:"err, warning, notice, info or debug"`
-	CheckConfig   bool          `envconfig:"HAPROXY_WRAPPER_CHECK" default:"true" desc:"run 'haproxy -c' on the configuration before each start and reload (a second parse; the new generation's own load is a check too)"`
+	CheckConfig   bool          `envconfig:"HAPROXY_WRAPPER_CHECK" default:"false" desc:"also run 'haproxy -c' before each start and reload (a second parse of the configuration; off by default: the new generation's own load is the check, and a failed one never touches the serving generation)"`
+	MaxDraining   int           `envconfig:"HAPROXY_WRAPPER_MAX_DRAINING" default:"50" desc:"most old generations left draining; past it the oldest gets SIGTERM (like haproxy's mworker-max-reloads)"`
+	MaxDrainAge   time.Duration `envconfig:"HAPROXY_WRAPPER_MAX_DRAIN_AGE" default:"0s" desc:"an old generation still draining after this long gets SIGTERM (0: no limit; like hard-stop-after)"`
 
 	// systemd's variables (read, never passed on to haproxy).
 	NotifySocket string `envconfig:"NOTIFY_SOCKET" desc:"set by systemd for Type=notify: path or @abstract"`
@@ -101,6 +103,12 @@ func (s Settings) Validate(lookup func(string) (string, bool)) error {
 	}
 	if s.StopTimeout < 0 {
 		return fmt.Errorf("HAPROXY_WRAPPER_STOP_TIMEOUT=%s must not be negative", s.StopTimeout)
+	}
+	if s.MaxDraining < 1 {
+		return fmt.Errorf("HAPROXY_WRAPPER_MAX_DRAINING=%d must be at least 1, e.g. 50", s.MaxDraining)
+	}
+	if s.MaxDrainAge < 0 {
+		return fmt.Errorf("HAPROXY_WRAPPER_MAX_DRAIN_AGE=%s must not be negative (0 means no limit)", s.MaxDrainAge)
 	}
 	if s.StatusPeriod <= 0 {
 		return fmt.Errorf("HAPROXY_WRAPPER_STATUS_INTERVAL=%s must be positive, e.g. 5s", s.StatusPeriod)

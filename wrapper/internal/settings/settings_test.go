@@ -6,7 +6,7 @@ import (
 )
 
 func TestSettingsValidation(t *testing.T) {
-	base := Settings{ControlSocket: "/run/x.sock", RuntimeDir: "/run/x", StartTimeout: 1e9, StatusPeriod: 1e9, LogLevel: "info"}
+	base := Settings{ControlSocket: "/run/x.sock", RuntimeDir: "/run/x", StartTimeout: 1e9, StatusPeriod: 1e9, LogLevel: "info", MaxDraining: 50}
 	lookup := func(env map[string]string) func(string) (string, bool) {
 		return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	}

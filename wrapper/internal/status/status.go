@@ -36,6 +36,7 @@ type Report struct {
 	StatsError       string         `json:"stats_error,omitempty"`
 	UptimeSec        int64          `json:"uptime_sec"`
 	Stopping         bool           `json:"stopping"`
+	DrainRetired     int            `json:"drain_retired"`
 	LogLinesDropped  int64          `json:"log_lines_dropped"`
 
 	StatsSocket string `json:"-"` // HAPROXY_STATS_SOCKET, read for haproxy <= 1.7

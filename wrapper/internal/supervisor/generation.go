@@ -29,6 +29,7 @@ type generation struct {
 	ReadySock string    `json:"ready_sock,omitempty"`
 	ReadyCfg  string    `json:"ready_cfg,omitempty"`
 	WithX     bool      `json:"with_x,omitempty"`
+	Retiring  bool      `json:"retiring,omitempty"` // got SIGTERM from a drain limit
 
 	out     *haproxy.Output
 	cancel  context.CancelFunc // ends the readiness wait
@@ -277,4 +278,33 @@ func (s *Supervisor) check(ctx context.Context) error {
 		return &configError{ws: ws, out: out}
 	}
 	return nil
+}
+
+// enforceDrainLimits ends the oldest draining generations past
+// HAPROXY_WRAPPER_MAX_DRAINING, and those draining for longer than
+// HAPROXY_WRAPPER_MAX_DRAIN_AGE, with SIGTERM: a reload storm must not grow
+// without bound.
+func (s *Supervisor) enforceDrainLimits(now time.Time) {
+	var draining []*generation
+	for _, g := range s.st.Gens { // in start order: oldest first
+		if g.Draining && !g.Retiring {
+			draining = append(draining, g)
+		}
+	}
+	excess := len(draining) - s.cfg.Settings.MaxDraining
+	for i, g := range draining {
+		why := ""
+		switch age := s.cfg.Settings.MaxDrainAge; {
+		case i < excess:
+			why = fmt.Sprintf("more than %d generations draining (HAPROXY_WRAPPER_MAX_DRAINING)", s.cfg.Settings.MaxDraining)
+		case age > 0 && !g.DrainFrom.IsZero() && now.Sub(g.DrainFrom) >= age:
+			why = fmt.Sprintf("draining for more than %s (HAPROXY_WRAPPER_MAX_DRAIN_AGE)", age)
+		default:
+			continue
+		}
+		g.Retiring = true
+		s.st.Retired++
+		logx.Warningf("haproxy generation %d (pid %d) retired with SIGTERM: %s", g.Gen, g.Pid, why)
+		s.signalGens([]*generation{g}, unix.SIGTERM)
+	}
 }

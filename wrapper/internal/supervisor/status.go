@@ -19,7 +19,7 @@ func (s *Supervisor) report() status.Report {
 		ReloadInProgress: s.phase == Reloading || s.phase == Upgrading, ReloadPending: s.st.Pending,
 		History: append([]status.ReloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
 		StatsSocket: s.cfg.Settings.StatsSocket, Stopping: s.phase == Stopping || s.phase == Done,
-		LogLinesDropped: logx.L.Dropped(),
+		DrainRetired: s.st.Retired, LogLinesDropped: logx.L.Dropped(),
 	}
 	if !s.st.StartedAt.IsZero() {
 		r.UptimeSec = int64(time.Since(s.st.StartedAt).Seconds())

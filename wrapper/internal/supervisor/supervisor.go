@@ -54,6 +54,7 @@ type state struct {
 	WrotePIDFile    bool                  `json:"wrote_pidfile"`
 	WroteWrapperPID bool                  `json:"wrote_wrapper_pid"`
 	NotifyWarned    bool                  `json:"notify_warned"`
+	Retired         int                   `json:"retired"`
 	Image           imageID               `json:"image"`
 }
 
@@ -67,6 +68,7 @@ const (
 	evReadyResult
 	evProbeResult
 	evVerifyResult
+	evOldStopped
 )
 
 type event struct {
@@ -108,6 +110,7 @@ type Supervisor struct {
 	extend    *time.Ticker
 	statusKck chan struct{}
 	image     imageID
+	drainTick *time.Ticker // checks HAPROXY_WRAPPER_MAX_DRAIN_AGE
 }
 
 // New returns a supervisor for a first start.
@@ -158,6 +161,10 @@ func (s *Supervisor) Run(resumed bool) int {
 			return startExitCode(err)
 		}
 	}
+	if age := s.cfg.Settings.MaxDrainAge; age > 0 {
+		s.drainTick = time.NewTicker(max(min(age/4, time.Second), 10*time.Millisecond))
+		defer s.drainTick.Stop()
+	}
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.runStatus(bgCtx) }()
@@ -189,7 +196,7 @@ func (s *Supervisor) begin() error {
 	logx.Infof("haproxy %s (%s), start mode %s", full, s.cfg.Bin, s.st.Mode)
 	s.openControl()
 	s.notify.Status("starting haproxy " + full)
-	s.startCheck()
+	s.startCheck(false)
 	return nil
 }
 
@@ -204,13 +211,22 @@ func (s *Supervisor) openControl() {
 
 // startCheck runs the configuration check as a helper, or posts its
 // success at once when the check is off.
-func (s *Supervisor) startCheck() {
-	if !s.cfg.Settings.CheckConfig {
-		s.helper(func() event { return event{kind: evCheckResult} })
-		return
-	}
+func (s *Supervisor) startCheck(reload bool) {
 	hctx := s.helperCtx
-	s.helper(func() event { return event{kind: evCheckResult, err: s.check(hctx)} })
+	var paths []string
+	if reload {
+		paths = configPaths(s.cfg.Inv.Args) // a first start has nothing to lose: no wait
+	}
+	check := s.cfg.Settings.CheckConfig
+	s.helper(func() event {
+		if waited := waitAtRest(hctx, paths, time.Now); waited > 0 {
+			logx.Infof("the configuration changed %s ago or less: waited %s for it to be at rest", atRestQuiet, waited.Round(time.Millisecond))
+		}
+		if !check || hctx.Err() != nil {
+			return event{kind: evCheckResult}
+		}
+		return event{kind: evCheckResult, err: s.check(hctx)}
+	})
 }
 
 // startExitCode maps a start error to the exit code of the README.
@@ -255,7 +271,10 @@ func (s *Supervisor) step(wait bool) bool {
 	if s.ctl != nil {
 		reqs = s.ctl.Requests()
 	}
-	var stopKill, extend <-chan time.Time
+	var stopKill, extend, drainTick <-chan time.Time
+	if s.drainTick != nil {
+		drainTick = s.drainTick.C
+	}
 	if s.stopKill != nil {
 		stopKill = s.stopKill.C
 	}
@@ -281,6 +300,8 @@ func (s *Supervisor) step(wait bool) bool {
 		s.signalGens(s.st.Gens, unix.SIGKILL)
 	case <-extend:
 		s.notify.ExtendTimeout(10 * time.Second)
+	case now := <-drainTick:
+		s.enforceDrainLimits(now)
 	case <-nothing:
 		return false
 	}
@@ -566,24 +587,46 @@ func (s *Supervisor) onEvent(ev event) {
 			_ = unix.Kill(g.Pid, unix.SIGKILL)
 			return
 		}
-		s.starting = nil
-		s.stopExtend()
+		if s.st.Mode == haproxy.ModeForeground {
+			if n, err := haproxy.Listeners(g.Pid, g.ReadySock); err == nil && n == 0 {
+				// haproxy alone refuses a configuration without any
+				// listener; only the readiness socket let it start.
+				g.failure = errors.New("the configuration has no listener (haproxy alone refuses it: \"No enabled listener found\"): check its 'bind' lines")
+				_ = unix.Kill(g.Pid, unix.SIGKILL)
+				return
+			}
+		}
 		g.cancel()
-		g.Ready = true
+		var stopping []int
 		for _, o := range s.st.Gens {
 			if o != g && !o.Draining {
 				o.Draining = true
 				o.DrainFrom = time.Now()
+				if s.st.Mode == haproxy.ModeForeground {
+					// haproxy's own -sf, sent by the wrapper once the
+					// new generation serves (haproxy.ChildArgs).
+					s.signalGens([]*generation{o}, unix.SIGUSR1)
+					stopping = append(stopping, s.targets([]*generation{o})...)
+				}
 			}
 		}
-		if s.st.Mode == haproxy.ModeLegacy {
-			pids, _, _ := proc.ReadPIDFile(s.cfg.Inv.PIDFile)
-			g.Workers, _ = proc.FilterOwn(pids, s.own)
-		} else {
-			s.writePIDFile(g.Pid)
+		if len(stopping) == 0 {
+			s.took(g)
+			return
 		}
-		s.lostServing = false
-		s.handle(EvReady, evCtx{gen: g})
+		// The reload is done once the old generations stopped accepting:
+		// a request sent after "reload" returned reaches the new one.
+		s.helper(func() event {
+			return event{kind: evOldStopped, gen: g, err: waitStoppedListening(stopping, oldStopTimeout)}
+		})
+	case evOldStopped:
+		if ev.gen != s.starting || s.phase == Stopping {
+			return
+		}
+		if ev.err != nil {
+			logx.Warningf("%v: the reload counts as done", ev.err)
+		}
+		s.took(ev.gen)
 	case evProbeResult:
 		if s.phase != Reloading {
 			return
@@ -631,7 +674,7 @@ func (s *Supervisor) beginReload(trigger string) {
 	s.st.Trigger = trigger
 	logx.Noticef("reloading (%s)", trigger)
 	s.notify.Reloading("reloading haproxy (" + trigger + ")")
-	s.startCheck()
+	s.startCheck(true)
 }
 
 func (s *Supervisor) spawnReload() {
@@ -791,4 +834,47 @@ func (s *Supervisor) daemonDone(reason string) {
 		return
 	}
 	fmt.Fprintf(p, "error %s\n", strings.ReplaceAll(reason, "\n", " "))
+}
+
+// took completes a generation's start: it serves, alone.
+func (s *Supervisor) took(g *generation) {
+	s.starting = nil
+	s.stopExtend()
+	g.Ready = true
+	s.enforceDrainLimits(time.Now())
+	if s.st.Mode == haproxy.ModeLegacy {
+		pids, _, _ := proc.ReadPIDFile(s.cfg.Inv.PIDFile)
+		g.Workers, _ = proc.FilterOwn(pids, s.own)
+	} else {
+		s.writePIDFile(g.Pid)
+	}
+	s.lostServing = false
+	s.handle(EvReady, evCtx{gen: g})
+}
+
+// oldStopTimeout bounds the wait for soft-stopped generations to close
+// their listeners (haproxy's "grace" keeps them open on purpose).
+const oldStopTimeout = 2 * time.Second
+
+// waitStoppedListening waits until none of pids holds a listening socket
+// (or is gone), polling /proc with a back-off from 100 µs to 2 ms, at most d.
+func waitStoppedListening(pids []int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	wait := 100 * time.Microsecond
+	for {
+		left := 0
+		for _, p := range pids {
+			if n, err := haproxy.Listeners(p); err == nil && n > 0 {
+				left++
+			}
+		}
+		if left == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d old haproxy process(es) still listening %s after SIGUSR1 (a 'grace' setting?)", left, d)
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 2*time.Millisecond)
+	}
 }
