@@ -64,8 +64,10 @@ func fakeHAProxy(args []string) int {
 		fmt.Fprintln(os.Stderr, "[ALERT] fake: cannot bind socket")
 		return 2
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	// The package's signals channel has caught USR1, TERM and INT since
+	// init (main.go), like haproxy's handlers that exist from its start:
+	// a signal sent early is not lost.
+	sigs := signals
 	// Like haproxy: tell the old pids to finish (-sf) once "bound".
 	for i := 0; i < len(args); i++ {
 		if args[i] == "-sf" {
@@ -87,17 +89,22 @@ func fakeHAProxy(args []string) int {
 		d, _ := time.ParseDuration(os.Getenv("FAKE_DELAY"))
 		crash = time.After(d)
 	}
-	select {
-	case <-crash:
-		return 3
-	case sig := <-sigs:
-		if sig == syscall.SIGUSR1 {
-			return 0
+	for {
+		select {
+		case <-crash:
+			return 3
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR1:
+				return 0
+			case syscall.SIGTERM, syscall.SIGINT:
+				signal.Reset(sig)
+				_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+				time.Sleep(time.Second)
+				return 1
+			}
+			// SIGHUP, SIGUSR2: haproxy goes on (it dumps state on SIGHUP).
 		}
-		signal.Reset(sig)
-		_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
-		time.Sleep(time.Second)
-		return 1
 	}
 }
 
@@ -106,6 +113,17 @@ func fakeHAProxy(args []string) int {
 // info" on the stats socket of the wrapper's extra -f file.
 func fakeReady(args []string) {
 	legacy := false
+	for _, a := range args {
+		legacy = legacy || a == "-Ds"
+	}
+	if !legacy {
+		// A listener of its own (loopback, any port), bound before the
+		// stats sockets answer, as a real configuration has: the wrapper
+		// refuses a generation whose only listener is its readiness socket.
+		if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
+			fakeListener = ln
+		}
+	}
 	for i, a := range args {
 		switch {
 		case a == "-Ds":
@@ -127,13 +145,6 @@ func fakeReady(args []string) {
 		if fd, err := strconv.Atoi(os.Getenv("HAPROXY_WRAPPER_FD")); err == nil {
 			syscall.Close(fd)
 		}
-		return
-	}
-	// A listener of its own (loopback, any port), as a real configuration
-	// has: the wrapper refuses a generation whose only listener is its
-	// readiness socket.
-	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		fakeListener = ln
 	}
 }
 

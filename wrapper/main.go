@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/earlysig"
 	"haproxy-systemd-wrapper/wrapper/internal/handoff"
 	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
@@ -34,18 +35,11 @@ import (
 // version is stamped at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// signals receives the signals the supervisor acts on. After an upgrade's
-// re-exec they are caught from package initialisation on, the earliest point
-// Go allows (the runtime's own start comes first).
-var signals = make(chan os.Signal, 64)
+// signals receives the signals the supervisor acts on, caught since the
+// earliest package initialisation (internal/earlysig).
+var signals = earlysig.C
 
-var handled = []os.Signal{unix.SIGUSR1, unix.SIGUSR2, unix.SIGHUP, unix.SIGTERM, unix.SIGINT, unix.SIGABRT}
-
-func init() {
-	if os.Getenv(proc.EnvReexec) == "1" {
-		signal.Notify(signals, handled...)
-	}
-}
+var handled = earlysig.Handled
 
 func main() { os.Exit(run(os.Args)) }
 
@@ -93,6 +87,8 @@ func command(args []string) int {
 	case handoff.ProbeCommand:
 		fmt.Print(handoff.ProbeAnswer())
 		return proc.ExitOK
+	case handoff.SentinelCommand:
+		return handoff.RunSentinel(rest)
 	case "reload":
 		if len(rest) > 0 {
 			return usageError("reload takes no argument, got %q", rest[0])

@@ -33,7 +33,7 @@ func TestExecFailureLeavesStateUntouched(t *testing.T) {
 	defer ln.Close()
 
 	missing := filepath.Join(dir, "does-not-exist")
-	err = Exec(missing, []string{missing}, os.Environ(), map[string]int{"x": 1}, []Named{{Name: "pipe", Conn: pr}, {Name: "listener", Conn: ln}})
+	err = Exec(missing, []string{missing}, os.Environ(), map[string]int{"x": 1}, []Named{{Name: "pipe", Conn: pr}, {Name: "listener", Conn: ln}}, nil)
 	if err == nil {
 		t.Fatal("Exec of a missing path returned nil")
 	}

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -111,8 +112,8 @@ func Decode(b []byte) (Doc, error) {
 // Probe runs the binary at path with ProbeCommand (through run, which must
 // kill it when ctx ends) and checks that it answers this hand-off version
 // and exits 0 within timeout.
-func Probe(path string, timeout time.Duration, run func(ctx context.Context, path string, argv []string) (string, unix.WaitStatus, error)) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+func Probe(ctx context.Context, path string, timeout time.Duration, run func(ctx context.Context, path string, argv []string) (string, unix.WaitStatus, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	out, ws, err := run(ctx, path, []string{path, ProbeCommand})
 	if err != nil {
@@ -147,11 +148,17 @@ func dupInheritable(c syscall.Conn) (int, error) {
 	return nfd, derr
 }
 
+// ErrCancelled is returned by Exec when last said no.
+var ErrCancelled = errors.New("exec cancelled")
+
 // Exec replaces the process image with path (argv, env), handing over state
 // and files. It returns only when the exec did not happen; then everything it
-// made is closed again and the running state is untouched. The caller has
-// made sure nothing is queued for it (signals, exits, requests).
-func Exec(path string, argv, env []string, state any, files []Named) error {
+// made is closed again and the running state is untouched. last, when not
+// nil, is called at the last moment, after everything is prepared and just
+// before execve: it handles whatever is still queued (a signal that came in
+// meanwhile) and says whether to go on; the window in which a signal can
+// reach the old image and be lost is then only that of execve itself.
+func Exec(path string, argv, env []string, state any, files []Named, last func() bool) error {
 	raw, err := json.Marshal(state)
 	if err != nil {
 		return fmt.Errorf("hand-off state: %w", err)
@@ -194,6 +201,21 @@ func Exec(path string, argv, env []string, state any, files []Named) error {
 	var old unix.Sigset_t
 	_ = unix.PthreadSigmask(unix.SIG_BLOCK, proc.Sigset(proc.HandledSignals), &old)
 	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	if last != nil && !last() {
+		return ErrCancelled
+	}
+	// Then every thread blocks the handled signals: one that comes now
+	// stays pending in the kernel, crosses the exec and reaches the new
+	// image, instead of being caught by another thread of this one and lost
+	// with it. A second last moment takes what came in between. (Not where
+	// AllThreadsSyscall is unsupported: with cgo, hence under -race; there
+	// the window is the execve's own start.)
+	if blockAll(unix.SIG_BLOCK) == nil {
+		defer blockAll(unix.SIG_UNBLOCK) // reached only when the exec did not happen
+		if last != nil && !last() {
+			return ErrCancelled
+		}
+	}
 	err = unix.Exec(path, argv, env)
 	return fmt.Errorf("exec %s: %w", path, err)
 }
@@ -295,4 +317,15 @@ func Inheritable() []int {
 		}
 	}
 	return out
+}
+
+// blockAll changes the handled signals' mask (how: SIG_BLOCK or
+// SIG_UNBLOCK) on every thread of the process.
+func blockAll(how int) error {
+	set := proc.Sigset(proc.HandledSignals)
+	_, _, errno := syscall.AllThreadsSyscall6(unix.SYS_RT_SIGPROCMASK, uintptr(how), uintptr(unsafe.Pointer(set)), 0, unsafe.Sizeof(uint64(0)), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }

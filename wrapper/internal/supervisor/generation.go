@@ -34,6 +34,7 @@ type generation struct {
 	out     *haproxy.Output
 	cancel  context.CancelFunc // ends the readiness wait
 	failure error              // why the wrapper killed it during its start
+	stopSig unix.Signal        // the stop signal it was sent
 }
 
 // removeFiles removes the generation's readiness socket and configuration.

@@ -26,20 +26,20 @@ func (p Phase) String() string { return phaseNames[p] }
 type Event int
 
 const (
-	EvReload        Event = iota // SIGUSR2, SIGHUP, or the reload command
-	EvStop                       // SIGTERM, SIGINT
-	EvGracefulStop               // SIGUSR1
-	EvAbort                      // SIGABRT (systemd's watchdog)
-	EvCheckPassed                // the configuration check passed (or is off): go on with the reload
-	EvUpgradeFailed              // the new wrapper binary was refused or its exec failed: reload in-process
-	EvReady                      // the new generation serves
-	EvStartFailed                // the new generation failed: check failed, exited, timed out, spawn failed
-	EvServingDied                // the serving generation exited, or stopped serving
-	EvOldExited                  // a draining generation exited
-	EvNoneLeft                   // no haproxy process and no helper left
+	EvReload       Event = iota // SIGUSR2, SIGHUP, or the reload command
+	EvStop                      // SIGTERM, SIGINT
+	EvGracefulStop              // SIGUSR1
+	EvAbort                     // SIGABRT (systemd's watchdog)
+	EvCheckPassed               // the configuration check passed (or is off): go on with the reload
+	EvReloadHere                // go on with the reload in this image: new binary refused, exec failed, or this is the new image
+	EvReady                     // the new generation serves
+	EvStartFailed               // the new generation failed: check failed, exited, timed out, spawn failed
+	EvServingDied               // the serving generation exited, or stopped serving
+	EvOldExited                 // a draining generation exited
+	EvNoneLeft                  // no haproxy process left (a reload's check may still run: nothing serves)
 )
 
-var eventNames = [...]string{"reload", "stop", "graceful-stop", "abort", "check-passed", "upgrade-failed",
+var eventNames = [...]string{"reload", "stop", "graceful-stop", "abort", "check-passed", "reload-here",
 	"ready", "start-failed", "serving-died", "old-exited", "none-left"}
 
 func (e Event) String() string { return eventNames[e] }
@@ -135,7 +135,7 @@ func Decide(p Phase, e Event) (Phase, []Action) {
 			// The new generation may still take over; if it fails,
 			// nothing serves (the loop checks when it settles).
 			return Reloading, []Action{ActRetire}
-		case EvUpgradeFailed:
+		case EvReloadHere:
 			// The new binary was refused, or this is the new image
 			// resuming: the reload goes on in this image.
 			return Reloading, []Action{ActSpawn}
@@ -146,7 +146,7 @@ func Decide(p Phase, e Event) (Phase, []Action) {
 			return Upgrading, []Action{ActQueueReload}
 		case EvStop, EvGracefulStop:
 			return Stopping, []Action{ActReloadFailed, ActForwardStop}
-		case EvUpgradeFailed:
+		case EvReloadHere:
 			return Reloading, []Action{ActSpawn}
 		case EvServingDied:
 			return Upgrading, []Action{ActRetire}

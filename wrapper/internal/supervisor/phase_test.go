@@ -23,7 +23,7 @@ func TestDecide(t *testing.T) {
 		{Starting, EvGracefulStop, Stopping, A{ActForwardStop}},
 		{Starting, EvAbort, Done, A{ActKillAll, ActExit}},
 		{Starting, EvCheckPassed, Starting, A{ActSpawn}},
-		{Starting, EvUpgradeFailed, Starting, nil}, // no upgrade outside a reload
+		{Starting, EvReloadHere, Starting, nil}, // no upgrade outside a reload
 		{Starting, EvReady, Serving, A{ActFirstReady, ActNextReload}},
 		{Starting, EvStartFailed, Stopping, A{ActStartFailed, ActForwardStop}},
 		{Starting, EvServingDied, Starting, nil}, // nothing serves yet
@@ -36,7 +36,7 @@ func TestDecide(t *testing.T) {
 		{Serving, EvGracefulStop, Stopping, A{ActForwardStop}},
 		{Serving, EvAbort, Done, A{ActKillAll, ActExit}},
 		{Serving, EvCheckPassed, Serving, nil}, // no check in progress
-		{Serving, EvUpgradeFailed, Serving, nil},
+		{Serving, EvReloadHere, Serving, nil},
 		{Serving, EvReady, Serving, nil}, // no new generation in progress
 		{Serving, EvStartFailed, Serving, nil},
 		{Serving, EvServingDied, Stopping, A{ActServingLost, ActForwardStop}},
@@ -52,7 +52,7 @@ func TestDecide(t *testing.T) {
 		// The new binary was refused by the probe (which runs in Reloading,
 		// before Upgrading), or a re-executed image resumes the reload in
 		// Reloading: either way the reload goes on in this image.
-		{Reloading, EvUpgradeFailed, Reloading, A{ActSpawn}},
+		{Reloading, EvReloadHere, Reloading, A{ActSpawn}},
 		{Reloading, EvReady, Serving, A{ActReloadDone, ActNextReload}},
 		{Reloading, EvStartFailed, Serving, A{ActReloadFailed, ActNextReload}},
 		{Reloading, EvServingDied, Reloading, A{ActRetire}}, // the new generation may still take over
@@ -65,7 +65,7 @@ func TestDecide(t *testing.T) {
 		{Upgrading, EvGracefulStop, Stopping, A{ActReloadFailed, ActForwardStop}},
 		{Upgrading, EvAbort, Done, A{ActKillAll, ActExit}},
 		{Upgrading, EvCheckPassed, Upgrading, nil}, // the check already passed
-		{Upgrading, EvUpgradeFailed, Reloading, A{ActSpawn}},
+		{Upgrading, EvReloadHere, Reloading, A{ActSpawn}},
 		{Upgrading, EvReady, Upgrading, nil}, // no new generation yet
 		{Upgrading, EvStartFailed, Upgrading, nil},
 		{Upgrading, EvServingDied, Upgrading, A{ActRetire}},
@@ -78,7 +78,7 @@ func TestDecide(t *testing.T) {
 		{Stopping, EvGracefulStop, Stopping, nil},         // never downgrade a stop to a soft stop
 		{Stopping, EvAbort, Done, A{ActKillAll, ActExit}}, // the watchdog ends a stop that hangs
 		{Stopping, EvCheckPassed, Stopping, nil},
-		{Stopping, EvUpgradeFailed, Stopping, nil},
+		{Stopping, EvReloadHere, Stopping, nil},
 		// A generation that turns ready while stopping has not exited (it
 		// got the stop signal and its exit comes as EvStartFailed): there
 		// is nothing to retire yet.
@@ -94,7 +94,7 @@ func TestDecide(t *testing.T) {
 		{Done, EvGracefulStop, Done, nil},
 		{Done, EvAbort, Done, nil},
 		{Done, EvCheckPassed, Done, nil},
-		{Done, EvUpgradeFailed, Done, nil},
+		{Done, EvReloadHere, Done, nil},
 		{Done, EvReady, Done, nil},
 		{Done, EvStartFailed, Done, nil},
 		{Done, EvServingDied, Done, nil},

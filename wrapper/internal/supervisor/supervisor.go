@@ -69,6 +69,7 @@ const (
 	evProbeResult
 	evVerifyResult
 	evOldStopped
+	evVersion
 )
 
 type event struct {
@@ -76,6 +77,8 @@ type event struct {
 	gen  *generation
 	err  error
 	ok   bool
+	text string            // evVersion: haproxy's version
+	mode haproxy.StartMode // evVersion: the start mode it implies
 }
 
 // Supervisor runs haproxy generations.
@@ -150,16 +153,10 @@ func (s *Supervisor) Run(resumed bool) int {
 	if resumed {
 		s.phase = Reloading
 		logx.Infof("re-executed: %d haproxy generation(s) kept, the reload goes on", len(s.st.Gens))
-		s.handle(EvUpgradeFailed, evCtx{}) // "not upgrading any more": spawn the new generation here
+		s.handle(EvReloadHere, evCtx{}) // "not upgrading any more": spawn the new generation here
 	} else {
 		s.phase = Starting
-		if err := s.begin(); err != nil {
-			logx.Errorf("haproxy did not start: %v", err)
-			s.daemonDone(err.Error())
-			s.notify.Status("haproxy did not start: " + err.Error())
-			s.cleanup()
-			return startExitCode(err)
-		}
+		s.begin()
 	}
 	if age := s.cfg.Settings.MaxDrainAge; age > 0 {
 		s.drainTick = time.NewTicker(max(min(age/4, time.Second), 10*time.Millisecond))
@@ -176,28 +173,42 @@ func (s *Supervisor) Run(resumed bool) int {
 	return code
 }
 
-// begin runs the version probe and, when enabled, the configuration check,
-// then spawns the first generation.
-func (s *Supervisor) begin() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, ws, err := s.r.RunCapture(ctx, s.cfg.Bin, []string{s.cfg.Bin, "-v"}, proc.ChildEnv(os.Environ()))
-	if err != nil {
-		return err
+// begin starts the first start's helper: "haproxy -v" (a stop during it
+// kills it), then the configuration check, then the first generation.
+func (s *Supervisor) begin() {
+	hctx, bin := s.helperCtx, s.cfg.Bin
+	s.helper(func() event {
+		ctx, cancel := context.WithTimeout(hctx, 30*time.Second)
+		defer cancel()
+		out, ws, err := s.r.RunCapture(ctx, bin, []string{bin, "-v"}, proc.ChildEnv(os.Environ()))
+		if err != nil {
+			return event{kind: evVersion, err: err}
+		}
+		major, minor, full, perr := haproxy.ParseVersion(out)
+		if perr != nil {
+			return event{kind: evVersion, err: fmt.Errorf("%s -v (%s): %w: set HAPROXY_BIN to a haproxy binary", bin, proc.DescribeStatus(ws), perr)}
+		}
+		return event{kind: evVersion, text: full, mode: haproxy.ModeFor(major, minor)}
+	})
+}
+
+// versionKnown goes on with the first start once haproxy's version is known.
+func (s *Supervisor) versionKnown(ev event) {
+	if s.phase != Starting {
+		return // stopping: nothing was started
 	}
-	major, minor, full, perr := haproxy.ParseVersion(out)
-	if perr != nil {
-		return fmt.Errorf("%s -v (%s): %w: set HAPROXY_BIN to a haproxy binary", s.cfg.Bin, proc.DescribeStatus(ws), perr)
+	if ev.err != nil {
+		s.handle(EvStartFailed, evCtx{reason: ev.err.Error(), code: startExitCode(ev.err)})
+		return
 	}
-	s.st.HAProxyVersion = full
-	s.st.Mode = haproxy.ModeFor(major, minor)
+	s.st.HAProxyVersion = ev.text
+	s.st.Mode = ev.mode
 	s.st.StartedAt = time.Now()
 	s.st.Image = s.image
-	logx.Infof("haproxy %s (%s), start mode %s", full, s.cfg.Bin, s.st.Mode)
+	logx.Infof("haproxy %s (%s), start mode %s", ev.text, s.cfg.Bin, s.st.Mode)
 	s.openControl()
-	s.notify.Status("starting haproxy " + full)
+	s.notify.Status("starting haproxy " + ev.text)
 	s.startCheck(false)
-	return nil
 }
 
 func (s *Supervisor) openControl() {
@@ -498,12 +509,12 @@ func (s *Supervisor) onExit(ex proc.Exit) {
 		}
 		s.lastFailed = ex.WS
 		if s.phase == Stopping {
-			s.stopExit(ex.WS)
+			s.stopExit(g, ex.WS)
 		}
 		s.handle(EvStartFailed, c)
 	case wasServing:
 		if s.phase == Stopping {
-			s.stopExit(ex.WS)
+			s.stopExit(g, ex.WS)
 			s.handle(EvServingDied, c)
 			break
 		}
@@ -524,7 +535,7 @@ func (s *Supervisor) onExit(ex proc.Exit) {
 		s.handle(EvServingDied, c)
 	default:
 		if s.phase == Stopping {
-			s.stopExit(ex.WS)
+			s.stopExit(g, ex.WS)
 		}
 		s.handle(EvOldExited, c)
 	}
@@ -533,9 +544,13 @@ func (s *Supervisor) onExit(ex proc.Exit) {
 
 // stopExit records a generation's end during a stop: the first that did not
 // end the way a stop ends it gives the exit code.
-func (s *Supervisor) stopExit(ws unix.WaitStatus) {
+func (s *Supervisor) stopExit(g *generation, ws unix.WaitStatus) {
+	sig := s.stopSig
+	if g != nil && g.stopSig != 0 {
+		sig = g.stopSig
+	}
 	if s.exitCode < 0 {
-		if c := proc.StopCode(ws, s.stopSig); c != 0 {
+		if c := proc.StopCode(ws, sig); c != 0 {
 			s.exitCode = c
 		}
 	}
@@ -559,6 +574,8 @@ func (s *Supervisor) checkNoneLeft(ws unix.WaitStatus) {
 
 func (s *Supervisor) onEvent(ev event) {
 	switch ev.kind {
+	case evVersion:
+		s.versionKnown(ev)
 	case evCheckResult:
 		if s.phase != Starting && s.phase != Reloading {
 			return // stopping: the check was cancelled
@@ -633,7 +650,7 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 		if ev.err != nil {
 			logx.Warningf("new wrapper binary %s refused: %v: reloading in the running image", s.cfg.Self, ev.err)
-			s.handle(EvUpgradeFailed, evCtx{})
+			s.handle(EvReloadHere, evCtx{})
 			return
 		}
 		s.upgrade()
@@ -774,7 +791,16 @@ func (s *Supervisor) forwardStop(sig unix.Signal, why string) {
 			g.cancel()
 		}
 	}
-	s.signalGens(s.st.Gens, sig)
+	for _, g := range s.st.Gens {
+		g.stopSig = sig
+		if sig == unix.SIGUSR1 && !g.Ready {
+			// A generation that does not serve yet has no connection to
+			// let finish: it is stopped, not soft-stopped (and haproxy
+			// may not have its SIGUSR1 handler yet).
+			g.stopSig = unix.SIGTERM
+		}
+		s.signalGens([]*generation{g}, g.stopSig)
+	}
 	if s.cfg.Settings.StopTimeout > 0 && s.stopKill == nil {
 		s.stopKill = time.NewTimer(s.cfg.Settings.StopTimeout)
 	}

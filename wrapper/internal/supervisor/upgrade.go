@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -59,9 +60,9 @@ func (s *Supervisor) upgradeWanted() bool {
 const ProbeTimeout = 2 * time.Second
 
 func (s *Supervisor) startProbe() {
-	self := s.cfg.Self
+	self, hctx := s.cfg.Self, s.helperCtx
 	s.helper(func() event {
-		err := handoff.Probe(self, ProbeTimeout, func(ctx context.Context, path string, argv []string) (string, unix.WaitStatus, error) {
+		err := handoff.Probe(hctx, self, ProbeTimeout, func(ctx context.Context, path string, argv []string) (string, unix.WaitStatus, error) {
 			return s.r.RunCapture(ctx, path, argv, proc.ChildEnv(os.Environ()))
 		})
 		return event{kind: evProbeResult, err: err}
@@ -85,7 +86,7 @@ func (s *Supervisor) upgrade() {
 		// A stop came (or a helper is still out): no exec.
 		s.resumeHere()
 		if s.phase == Upgrading {
-			s.handle(EvUpgradeFailed, evCtx{})
+			s.handle(EvReloadHere, evCtx{})
 		}
 		return
 	}
@@ -104,24 +105,40 @@ func (s *Supervisor) upgrade() {
 			files = append(files, handoff.Named{Name: "output-" + strconv.Itoa(g.Gen), Conn: g.out.Conn()})
 		}
 	}
+	sentinel, serr := handoff.StartSentinel(s.cfg.Self, os.Getpid(), s.targets(s.st.Gens), func(path string, argv []string, files []*os.File) (int, error) {
+		return s.r.Spawn(path, argv, proc.ChildEnv(os.Environ()), files, make(chan proc.Exit, 1))
+	})
+	if serr != nil {
+		logx.Warningf("upgrade sentinel: %v: a SIGTERM during the exec would leave haproxy running", serr)
+	} else {
+		files = append(files, handoff.Named{Name: "sentinel", Conn: sentinel.Pipe})
+		defer handoff.Release(sentinel.Pipe) // reached only when the exec did not happen
+	}
 	st := s.st
 	st.NotifyWarned = s.notify.Warned()
 	logx.Noticef("re-executing on %s: %s is a new binary.", st.Trigger, s.cfg.Self)
 	logx.L.Flush(200 * time.Millisecond)
 	env := proc.UnsetEnv(os.Environ(), proc.EnvDaemonFD)
-	// SIGHUP and SIGINT are ignored over the exec: the Go runtime keeps an
-	// inherited "ignore" for these two until the new image catches them,
-	// where it would otherwise let them kill it while it starts. A reload
-	// signal then is dropped, never fatal; a Ctrl-C reaches haproxy too (same
-	// process group), which stops on it, and the new image exits after it.
-	// SIGUSR1 and SIGUSR2 stay pending, blocked (handoff.Exec). SIGTERM
-	// cannot be held: see README "Known limits".
-	signal.Ignore(unix.SIGHUP, unix.SIGINT)
-	err := handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files)
-	signal.Notify(s.cfg.Signals, unix.SIGHUP, unix.SIGINT)
+	// SIGHUP is ignored over the exec: the Go runtime keeps an inherited
+	// "ignore" for it until the new image catches it, where it would
+	// otherwise let it kill the new image while it starts: a reload signal
+	// during an upgrade (itself a reload) is dropped, never fatal. SIGUSR1
+	// and SIGUSR2 stay pending, blocked (handoff.Exec). SIGTERM and SIGINT
+	// cannot be held: one in that window kills the wrapper, and the sentinel
+	// then stops haproxy, as the signal asked.
+	signal.Ignore(unix.SIGHUP)
+	err := handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files, s.lastMoment)
+	signal.Notify(s.cfg.Signals, unix.SIGHUP)
+	if errors.Is(err, handoff.ErrCancelled) {
+		s.resumeHere()
+		if s.phase == Upgrading {
+			s.handle(EvReloadHere, evCtx{})
+		}
+		return
+	}
 	logx.Warningf("re-exec failed (%v): reloading in the running image", err)
 	s.resumeHere()
-	s.handle(EvUpgradeFailed, evCtx{})
+	s.handle(EvReloadHere, evCtx{})
 }
 
 func (s *Supervisor) resumeHere() {
@@ -166,6 +183,10 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 			} else {
 				s.pendingWaiters = append(s.pendingWaiters, req)
 			}
+		case name == "sentinel":
+			// This image catches its signals since its init: the
+			// sentinel may go.
+			handoff.Release(f)
 		case strings.HasPrefix(name, "output-"):
 			n, _ := strconv.Atoi(strings.TrimPrefix(name, "output-"))
 			for _, g := range s.st.Gens {
@@ -182,4 +203,34 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 		}
 	}
 	return s, nil
+}
+
+// lastMoment runs just before an upgrade's execve: it handles whatever is
+// still queued (a stop cancels the exec) and says whether to go on. A signal
+// the kernel delivered may still be on its way through the Go runtime to the
+// channel; a marker (SIGWINCH, which the wrapper does not use) raised now is
+// a barrier: the runtime hands pending signals over in signal-number order,
+// and every handled signal's number is lower, so once the marker arrives,
+// every signal that came before it is in the channel.
+func (s *Supervisor) lastMoment() bool {
+	marker := make(chan os.Signal, 1)
+	signal.Notify(marker, unix.SIGWINCH)
+	defer signal.Stop(marker)
+	_ = unix.Kill(os.Getpid(), unix.SIGWINCH)
+	bound := time.NewTimer(time.Second)
+	defer bound.Stop()
+	for s.phase == Upgrading {
+		select {
+		case sig := <-s.cfg.Signals:
+			s.onSignal(sig.(unix.Signal))
+			continue
+		case <-marker:
+		case <-bound.C:
+			logx.Warningf("upgrade: the signal barrier did not come back within 1 s")
+		}
+		break
+	}
+	for s.phase == Upgrading && s.step(false) {
+	}
+	return s.phase == Upgrading && s.helpers == 0
 }
