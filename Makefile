@@ -15,8 +15,10 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 all: build
 
+# A static binary (no cgo): it runs on any distribution release, and only
+# without cgo can it block signals on every thread over an upgrade's exec.
 build:
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./wrapper
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./wrapper
 
 # deps installs what the wrapper and its tests need from Debian's packages
 # when it is missing: haproxy (its install script must not start a haproxy of
@@ -49,10 +51,10 @@ reload status:
 # test: every test, against the real haproxy and a real systemd.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
-	# The stop-signal storm again without -race: the release build blocks the
-	# handled signals on every thread over an upgrade's exec, which -race
-	# (cgo) cannot (internal/handoff).
-	$(GO) test -count=1 -timeout 30m -run '^TestStopSignalsAtRandomMoments$$' ./wrapper
+	# The stop-signal storm again built like the release (no -race, no cgo):
+	# it blocks the handled signals on every thread over an upgrade's exec,
+	# which a cgo build (-race) cannot (internal/handoff).
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m -run '^TestStopSignalsAtRandomMoments$$' ./wrapper
 	$(MAKE) fuzz
 
 # unit-test: the packages' own tests only (no haproxy, no systemd needed).
@@ -75,8 +77,10 @@ fuzz:
 soak: deps
 	HSW_SOAK_RELOADS=$${HSW_SOAK_RELOADS:-3000} $(GO) test -count=1 -timeout 60m -run '^TestSoakRandomDrain$$' -v ./wrapper
 
+# bench: BENCH_SIZES=0,1000 selects the configuration sizes (default
+# 0,1000,10000,50000,map); BENCH_FLAGS passes more flags (see -h).
 bench: deps build
-	$(GO) run ./wrapper/bench -wrapper $(BIN)
+	$(GO) run ./wrapper/bench -wrapper $(BIN) $(if $(BENCH_SIZES),-sizes $(BENCH_SIZES)) $(BENCH_FLAGS)
 
 # units are rendered every time: SBINDIR may differ from the last run.
 units:

@@ -213,6 +213,28 @@ func superviseSteps(argv []string) (int, bool) {
 		Settings: set, Inv: inv, Bin: locateHAProxy(set.HAProxyBin, self), Self: self, Argv: argv,
 		Signals: signals, DaemonPipe: daemonPipe, Version: version,
 	}
+	if !resumed {
+		// The runtime folder is the wrapper's own, one instance's only.
+		if err := proc.EnsurePrivateDir(set.RuntimeDir, "HAPROXY_WRAPPER_RUNTIME_DIR"); err != nil {
+			logx.Errorf("%v", err)
+			return proc.ExitUsage, true
+		}
+		lock, err := proc.Lock(set.RuntimeDir, "HAPROXY_WRAPPER_RUNTIME_DIR")
+		if err != nil {
+			logx.Errorf("%v", err)
+			return proc.ExitUsage, true
+		}
+		cfg.Lock = lock
+		ctl, err := control.Listen(set.ControlSocket)
+		switch {
+		case errors.Is(err, control.ErrInUse):
+			logx.Errorf("%v", err)
+			return proc.ExitUsage, true
+		case err != nil:
+			logx.Warningf("%v; 'reload' and 'status' commands unavailable, signals still work", err)
+		}
+		cfg.Control = ctl
+	}
 	if resumed {
 		if herr != nil {
 			// The children are ours, but their state is unknown: stop

@@ -77,6 +77,7 @@ func testMain(m *testing.M) int {
 		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	}
 	build := exec.Command(goBin, "build", "-o", bin, "../")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, like make build
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "systemdtest: building the wrapper (go build -o %s ../) failed: %v\n%s", bin, err, out)
 		return 1

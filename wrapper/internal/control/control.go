@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -80,12 +81,20 @@ type Server struct {
 	closing  chan struct{}
 }
 
+// ErrInUse is a control socket a live process answers on.
+var ErrInUse = errors.New("in use")
+
 // Listen creates the control socket. A leftover socket nobody answers on is
-// replaced; one a live wrapper answers on is an error.
+// replaced; one a live process answers on is never taken over (ErrInUse,
+// naming that process).
 func Listen(path string) (*Server, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		who := "?"
+		if cred, err := peerCred(c.(*net.UnixConn)); err == nil {
+			who = fmt.Sprintf("pid %d, uid %d", cred.Pid, cred.Uid)
+		}
 		c.Close()
-		return nil, fmt.Errorf("control socket %s is in use by another running wrapper: set HAPROXY_WRAPPER_CONTROL_SOCKET to another path", path)
+		return nil, fmt.Errorf("control socket %s is in use by another running process (%s): %w: set HAPROXY_WRAPPER_CONTROL_SOCKET (or the runtime folder) to another path", path, who, ErrInUse)
 	}
 	_ = os.Remove(path)
 	old := syscall.Umask(0o177)
@@ -167,22 +176,63 @@ func (s *Server) settled() {
 	s.mu.Unlock()
 }
 
-// peerAllowed accepts root and the wrapper's own uid only.
-func peerAllowed(c *net.UnixConn) error {
+// peerCred is the other end's credentials (SO_PEERCRED).
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := rc.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) }); err != nil {
-		return err
+		return nil, err
 	}
-	if cerr != nil {
-		return cerr
+	return cred, cerr
+}
+
+// peerAllowed accepts root and the wrapper's own uid only.
+func peerAllowed(c *net.UnixConn) error {
+	cred, err := peerCred(c)
+	if err != nil {
+		return err
 	}
 	if cred.Uid != 0 && int(cred.Uid) != os.Getuid() {
 		return fmt.Errorf("uid %d is neither root nor the wrapper's", cred.Uid)
+	}
+	return nil
+}
+
+// ErrStranger is a control socket that is not the wrapper's: someone else's
+// file, or a server that is not root, this user, or $MAINPID.
+var ErrStranger = errors.New("not the wrapper's")
+
+// checkServer refuses a socket file or a server that is not the wrapper's:
+// the file must be a socket owned by root or this user, the server's
+// credentials (SO_PEERCRED) root or this user, and its pid mainPID when that
+// is set (systemd sets $MAINPID for ExecReload=).
+func checkServer(path string, c *net.UnixConn, mainPID int) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("control socket %s is not a socket: %w", path, ErrStranger)
+	}
+	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("control socket %s belongs to uid %d: %w: refusing to talk to it", path, st.Uid, ErrStranger)
+	}
+	if c == nil {
+		return nil
+	}
+	cred, err := peerCred(c)
+	if err != nil {
+		return fmt.Errorf("control socket %s: credentials: %w", path, err)
+	}
+	if cred.Uid != 0 && int(cred.Uid) != os.Geteuid() {
+		return fmt.Errorf("control socket %s is served by uid %d (pid %d): %w: refusing its answer", path, cred.Uid, cred.Pid, ErrStranger)
+	}
+	if mainPID > 0 && int(cred.Pid) != mainPID {
+		return fmt.Errorf("control socket %s is served by pid %d, not by the unit's main process %d ($MAINPID): %w", path, cred.Pid, mainPID, ErrStranger)
 	}
 	return nil
 }
@@ -328,16 +378,25 @@ func RequestFromFile(f *os.File) (*Request, error) {
 	return &Request{Kind: Reload, conn: uc}, nil
 }
 
-// Ask sends one command and returns the answer. timeout 0: wait.
+// Ask sends one command and returns the answer, after checking that the
+// socket and its server are the wrapper's (checkServer; $MAINPID is read
+// from the environment).
 func Ask(ctx context.Context, path, cmd string) (string, error) {
+	mainPID, _ := strconv.Atoi(os.Getenv("MAINPID"))
+	if err := checkServer(path, nil, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	c, err := d.DialContext(dctx, "unix", path)
 	cancel()
 	if err != nil {
-		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET)? 'kill -USR2 <wrapper pid>' also reloads", path, err)
+		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET and CONFIG)? 'kill -USR2 <wrapper pid>' also reloads", path, err)
 	}
 	defer c.Close()
+	if err := checkServer(path, c.(*net.UnixConn), mainPID); err != nil {
+		return "", err
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}

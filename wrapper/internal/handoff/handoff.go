@@ -329,3 +329,11 @@ func blockAll(how int) error {
 	}
 	return nil
 }
+
+// CanBlockAll tells whether this build can change the signal mask of every
+// thread (not where cgo is linked: build with CGO_ENABLED=0).
+func CanBlockAll() bool {
+	var empty unix.Sigset_t
+	_, _, errno := syscall.AllThreadsSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafe.Pointer(&empty)), 0, unsafe.Sizeof(uint64(0)), 0, 0)
+	return errno == 0
+}

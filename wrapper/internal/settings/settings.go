@@ -3,6 +3,7 @@
 package settings
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,9 +27,9 @@ type Settings struct {
 
 	// The wrapper's own settings.
 	HAProxyBin    string        `envconfig:"HAPROXY_BIN" desc:"haproxy binary (default: 'haproxy' next to the wrapper, X for X-systemd-wrapper, else /usr/sbin/haproxy)"`
-	ControlSocket string        `envconfig:"HAPROXY_WRAPPER_CONTROL_SOCKET" default:"/run/haproxy-systemd-wrapper.sock" desc:"unix socket (mode 0600) used by 'haproxy-systemd-wrapper reload' and 'status'"`
+	ControlSocket string        `envconfig:"HAPROXY_WRAPPER_CONTROL_SOCKET" desc:"unix socket (mode 0600) used by 'haproxy-systemd-wrapper reload' and 'status' (default: control.sock in the runtime folder)"`
 	WrapperPID    string        `envconfig:"HAPROXY_WRAPPER_PIDFILE" default:"/run/haproxy-systemd-wrapper.pid" desc:"the wrapper's own pid file, written in -D (Type=forking) mode for PIDFile="`
-	RuntimeDir    string        `envconfig:"HAPROXY_WRAPPER_RUNTIME_DIR" default:"/run/haproxy-systemd-wrapper" desc:"private folder for the per-generation readiness sockets"`
+	RuntimeDir    string        `envconfig:"HAPROXY_WRAPPER_RUNTIME_DIR" desc:"the wrapper's private folder (mode 0700, its own; refused when a symlink, someone else's, or writable by others): readiness sockets, control socket, lock (default: $RUNTIME_DIRECTORY under systemd's RuntimeDirectory=, else /run/haproxy-systemd-wrapper/INSTANCE, INSTANCE named after $CONFIG)"`
 	StartTimeout  time.Duration `envconfig:"HAPROXY_WRAPPER_START_TIMEOUT" default:"60s" desc:"how long a new haproxy generation may take to serve before the start or reload counts as failed"`
 	StopTimeout   time.Duration `envconfig:"HAPROXY_WRAPPER_STOP_TIMEOUT" default:"0s" desc:"after a stop signal, SIGKILL haproxy processes still alive after this long (0: wait, and let systemd's TimeoutStopSec= act)"`
 	StatusPeriod  time.Duration `envconfig:"HAPROXY_WRAPPER_STATUS_INTERVAL" default:"5s" desc:"how often the STATUS= line is refreshed with live figures"`
@@ -52,10 +53,54 @@ func Load() (Settings, error) {
 	if err := envconfig.Process("", &s); err != nil {
 		return s, fmt.Errorf("environment: %w", err)
 	}
-	if err := s.Validate(os.LookupEnv); err != nil {
+	if s.RuntimeDir == "" {
+		s.RuntimeDir = DefaultRuntimeDir(os.Getenv("RUNTIME_DIRECTORY"), s.Config)
+	}
+	if err := s.absolute(); err != nil {
 		return s, err
 	}
-	return s, s.absolute()
+	if s.ControlSocket == "" {
+		s.ControlSocket = filepath.Join(s.RuntimeDir, "control.sock")
+	}
+	return s, s.Validate(os.LookupEnv)
+}
+
+// RuntimeBase is the parent of the default per-instance runtime folders.
+const RuntimeBase = "/run/haproxy-systemd-wrapper"
+
+// DefaultRuntimeDir is the runtime folder when none is set: systemd's
+// $RUNTIME_DIRECTORY (its first entry), else one per instance under
+// RuntimeBase, named after the configuration path, so that two instances
+// that differ only by CONFIG never share a folder, a control socket or a
+// readiness socket.
+func DefaultRuntimeDir(runtimeDirectory, config string) string {
+	if first, _, _ := strings.Cut(runtimeDirectory, ":"); first != "" {
+		return first
+	}
+	return filepath.Join(RuntimeBase, Instance(config))
+}
+
+// Instance names an instance after its configuration path: the file name
+// (letters, digits, '.', '-', '_' kept) and a short hash of the absolute
+// path; "default" without CONFIG.
+func Instance(config string) string {
+	if config == "" {
+		return "default"
+	}
+	if abs, err := filepath.Abs(config); err == nil {
+		config = abs
+	}
+	name := []byte(filepath.Base(config))
+	for i, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			name[i] = '_'
+		}
+	}
+	if len(name) > 32 {
+		name = name[:32]
+	}
+	sum := sha256.Sum256([]byte(config))
+	return fmt.Sprintf("%s-%x", name, sum[:4])
 }
 
 // absolute makes every path setting absolute.

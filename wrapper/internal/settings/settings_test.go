@@ -35,9 +35,26 @@ func TestHelpListsEveryVariable(t *testing.T) {
 			t.Errorf("help lacks %q", v.Name)
 		}
 	}
-	for _, want := range []string{"HAPROXY_STATS_SOCKET", "(default: /run/haproxy-systemd-wrapper.sock)", "(default: 60s)"} {
+	for _, want := range []string{"HAPROXY_STATS_SOCKET", "control.sock in the runtime folder", "(default: 60s)"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("help lacks %q", want)
 		}
+	}
+}
+
+func TestDefaultRuntimeDir(t *testing.T) {
+	if got, want := DefaultRuntimeDir("/run/haproxy:/run/other", "/etc/haproxy/haproxy.cfg"), "/run/haproxy"; got != want {
+		t.Errorf("with RUNTIME_DIRECTORY: got %q, want %q", got, want)
+	}
+	a := DefaultRuntimeDir("", "/etc/haproxy/a.cfg")
+	b := DefaultRuntimeDir("", "/etc/haproxy/b.cfg")
+	if a == b || !strings.HasPrefix(a, RuntimeBase+"/a.cfg-") || !strings.HasPrefix(b, RuntimeBase+"/b.cfg-") {
+		t.Errorf("two configurations share or misname a folder: %q %q", a, b)
+	}
+	if got := DefaultRuntimeDir("", ""); got != RuntimeBase+"/default" {
+		t.Errorf("no CONFIG: got %q", got)
+	}
+	if got := Instance("/x/we ird/../na me;rm.cfg"); strings.ContainsAny(got, " ;/") {
+		t.Errorf("instance name %q keeps unsafe characters", got)
 	}
 }

@@ -31,12 +31,14 @@ import (
 type Config struct {
 	Settings   settings.Settings
 	Inv        haproxy.Invocation
-	Bin        string         // haproxy binary
-	Self       string         // the wrapper's own binary, for an upgrade
-	Argv       []string       // the wrapper's argv, for an upgrade
-	Signals    chan os.Signal // the handled signals, caught since the image started
-	DaemonPipe *os.File       // -D: the pipe to the waiting parent
-	Version    string         // the wrapper's version
+	Bin        string          // haproxy binary
+	Self       string          // the wrapper's own binary, for an upgrade
+	Argv       []string        // the wrapper's argv, for an upgrade
+	Signals    chan os.Signal  // the handled signals, caught since the image started
+	DaemonPipe *os.File        // -D: the pipe to the waiting parent
+	Control    *control.Server // the control socket (nil: unavailable)
+	Lock       *os.File        // the runtime folder's lock, held for life
+	Version    string          // the wrapper's version
 }
 
 // state is what crosses an upgrade (see handoff).
@@ -130,6 +132,7 @@ func New(cfg Config) *Supervisor {
 		image:     runningImage(),
 	}
 	s.helperCtx, s.helperStop = context.WithCancel(context.Background())
+	s.ctl = cfg.Control
 	return s
 }
 
@@ -206,18 +209,8 @@ func (s *Supervisor) versionKnown(ev event) {
 	s.st.StartedAt = time.Now()
 	s.st.Image = s.image
 	logx.Infof("haproxy %s (%s), start mode %s", ev.text, s.cfg.Bin, s.st.Mode)
-	s.openControl()
 	s.notify.Status("starting haproxy " + ev.text)
 	s.startCheck(false)
-}
-
-func (s *Supervisor) openControl() {
-	ctl, err := control.Listen(s.cfg.Settings.ControlSocket)
-	if err != nil {
-		logx.Warningf("%v; 'reload' and 'status' commands unavailable, signals still work", err)
-		return
-	}
-	s.ctl = ctl
 }
 
 // startCheck runs the configuration check as a helper, or posts its

@@ -91,6 +91,9 @@ func (s *Supervisor) upgrade() {
 		return
 	}
 	files := []handoff.Named{}
+	if s.cfg.Lock != nil {
+		files = append(files, handoff.Named{Name: "lock", Conn: s.cfg.Lock})
+	}
 	if s.ctl != nil {
 		files = append(files, handoff.Named{Name: "control", Conn: s.ctl.Listener()})
 	}
@@ -113,6 +116,9 @@ func (s *Supervisor) upgrade() {
 	} else {
 		files = append(files, handoff.Named{Name: "sentinel", Conn: sentinel.Pipe})
 		defer handoff.Release(sentinel.Pipe) // reached only when the exec did not happen
+	}
+	if !handoff.CanBlockAll() {
+		logx.Warningf("upgrade: this build links cgo and cannot block signals on every thread over the exec: a signal in the exec's first microseconds may be lost (build with CGO_ENABLED=0)")
 	}
 	st := s.st
 	st.NotifyWarned = s.notify.Warned()
@@ -183,6 +189,8 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 			} else {
 				s.pendingWaiters = append(s.pendingWaiters, req)
 			}
+		case name == "lock":
+			s.cfg.Lock = f // the flock belongs to the open file: it stays held
 		case name == "sentinel":
 			// This image catches its signals since its init: the
 			// sentinel may go.
