@@ -11,7 +11,7 @@ RUN_DIR := $(CURDIR)/build/run
 UNITS   := haproxy.service haproxy-forking.service haproxy-legacy.service
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps run test unit-test lint fuzz soak bench units install clean
+.PHONY: all build deps run test unit-test lint fuzz storm soak bench units install clean
 
 all: build
 
@@ -51,10 +51,6 @@ reload status:
 # test: every test, against the real haproxy and a real systemd.
 test: deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
-	# The stop-signal storm again built like the release (no -race, no cgo):
-	# it blocks the handled signals on every thread over an upgrade's exec,
-	# which a cgo build (-race) cannot (internal/handoff).
-	CGO_ENABLED=0 $(GO) test -count=1 -timeout 30m -run '^TestStopSignalsAtRandomMoments$$' ./wrapper
 	$(MAKE) fuzz
 
 # unit-test: the packages' own tests only (no haproxy, no systemd needed).
@@ -71,6 +67,11 @@ fuzz:
 	$(GO) test ./wrapper/internal/haproxy -run '^$$' -fuzz '^FuzzParseShowInfo$$' -fuzztime 15s
 	$(GO) test ./wrapper/internal/proc -run '^$$' -fuzz '^FuzzParsePIDs$$' -fuzztime 15s
 	$(GO) test ./wrapper/internal/handoff -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s
+
+# storm: stop signals at random moments, 600 tries of each signal and moment,
+# the upgrade moments included, built like the release (no -race, no cgo).
+storm:
+	HSW_STOP_TRIES=$${HSW_STOP_TRIES:-600} HSW_STOP_UPGRADE=1 CGO_ENABLED=0 $(GO) test -count=1 -timeout 90m -run '^TestStopSignalsAtRandomMoments$$' -v ./wrapper
 
 # soak: 3000 reloads under load with connections dropped at random moments
 # (TestSoakRandomDrain; several minutes, not part of make test).

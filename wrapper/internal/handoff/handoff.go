@@ -156,9 +156,9 @@ var ErrCancelled = errors.New("exec cancelled")
 // made is closed again and the running state is untouched. last, when not
 // nil, is called at the last moment, after everything is prepared and just
 // before execve: it handles whatever is still queued (a signal that came in
-// meanwhile) and says whether to go on; the window in which a signal can
-// reach the old image and be lost is then only that of execve itself.
-func Exec(path string, argv, env []string, state any, files []Named, last func() bool) error {
+// meanwhile; with barrier, after making sure the Go runtime has handed over
+// every signal it caught) and says whether to go on.
+func Exec(path string, argv, env []string, state any, files []Named, last func(barrier bool) bool) error {
 	raw, err := json.Marshal(state)
 	if err != nil {
 		return fmt.Errorf("hand-off state: %w", err)
@@ -201,18 +201,24 @@ func Exec(path string, argv, env []string, state any, files []Named, last func()
 	var old unix.Sigset_t
 	_ = unix.PthreadSigmask(unix.SIG_BLOCK, proc.Sigset(proc.HandledSignals), &old)
 	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
-	if last != nil && !last() {
+	// Every thread blocks the handled signals first: one that comes from
+	// now on stays pending in the kernel, crosses the exec and reaches the
+	// new image, instead of being caught by another thread of this one and
+	// lost with it. Then the last moment handles what came before (its
+	// barrier flushes the Go runtime's queue), the block is taken again for
+	// any thread the runtime started meanwhile, and what reached the queue
+	// since is handled without waking anything. (Where AllThreadsSyscall is
+	// unsupported, with cgo, the window is the execve's own start.)
+	blocked := blockAll(unix.SIG_BLOCK) == nil
+	if blocked {
+		defer blockAll(unix.SIG_UNBLOCK) // reached only when the exec did not happen
+	}
+	if last != nil && !last(true) {
 		return ErrCancelled
 	}
-	// Then every thread blocks the handled signals: one that comes now
-	// stays pending in the kernel, crosses the exec and reaches the new
-	// image, instead of being caught by another thread of this one and lost
-	// with it. A second last moment takes what came in between. (Not where
-	// AllThreadsSyscall is unsupported: with cgo, hence under -race; there
-	// the window is the execve's own start.)
-	if blockAll(unix.SIG_BLOCK) == nil {
-		defer blockAll(unix.SIG_UNBLOCK) // reached only when the exec did not happen
-		if last != nil && !last() {
+	if blocked {
+		_ = blockAll(unix.SIG_BLOCK)
+		if last != nil && !last(false) {
 			return ErrCancelled
 		}
 	}

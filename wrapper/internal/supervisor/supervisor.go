@@ -307,7 +307,9 @@ func (s *Supervisor) step(wait bool) bool {
 	case now := <-drainTick:
 		s.enforceDrainLimits(now)
 	case <-nothing:
-		return false
+		// select picks at random among ready cases: "nothing" is believed
+		// only when every queue is empty.
+		return len(s.cfg.Signals)+len(s.exits)+len(s.events)+len(reqs)+len(s.r.Other()) > 0
 	}
 	return true
 }

@@ -220,7 +220,12 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 // a barrier: the runtime hands pending signals over in signal-number order,
 // and every handled signal's number is lower, so once the marker arrives,
 // every signal that came before it is in the channel.
-func (s *Supervisor) lastMoment() bool {
+func (s *Supervisor) lastMoment(barrier bool) bool {
+	if !barrier {
+		for s.phase == Upgrading && s.step(false) {
+		}
+		return s.phase == Upgrading && s.helpers == 0
+	}
 	marker := make(chan os.Signal, 1)
 	signal.Notify(marker, unix.SIGWINCH)
 	defer signal.Stop(marker)
