@@ -23,3 +23,20 @@ func TestLocateHAProxy(t *testing.T) {
 		t.Errorf("X-systemd-wrapper runs X: %s", got)
 	}
 }
+
+func TestCommandsRefuseUnknownArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"bogus"},
+		{"reload", "--now"},
+		{"reload", "extra"},
+		{"status", "--bogus"},
+		{"status", "--prometheus"},
+		{"status", "--json", "extra"},
+		{"version", "x"},
+		{"help", "x"},
+	} {
+		if got := command(args); got != 64 {
+			t.Errorf("command(%q) = %d, want 64 (usage)", args, got)
+		}
+	}
+}
