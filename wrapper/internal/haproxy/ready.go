@@ -174,15 +174,23 @@ func Listeners(pid int, except ...string) (int, error) {
 	for _, t := range []struct {
 		file   string
 		listen func(fields []string) bool
-		inode  int
+		// sorted: the kernel lists the listening sockets first (its
+		// listening hash, then the established one, TIME_WAIT included):
+		// the read stops at the first other line, so it costs the number
+		// of listeners, not of every connection on the host.
+		sorted bool
 	}{
-		{"tcp", func(f []string) bool { return f[3] == "0A" }, 9},
-		{"tcp6", func(f []string) bool { return f[3] == "0A" }, 9},
-		{"udp", func(f []string) bool { return f[3] == "07" }, 9},
-		{"udp6", func(f []string) bool { return f[3] == "07" }, 9},
+		{"tcp", func(f []string) bool { return f[3] == "0A" }, true},
+		{"tcp6", func(f []string) bool { return f[3] == "0A" }, true},
+		{"udp", func(f []string) bool { return f[3] == "07" }, false},
+		{"udp6", func(f []string) bool { return f[3] == "07" }, false},
 	} {
-		n += countTable(fmt.Sprintf("/proc/%d/net/%s", pid, t.file), 1, func(f []string) bool {
-			return len(f) > t.inode && t.listen(f) && inodes[f[t.inode]]
+		n += countTable(fmt.Sprintf("/proc/%d/net/%s", pid, t.file), 1, func(f []string) (bool, bool) {
+			if len(f) <= 9 {
+				return false, false
+			}
+			listening := t.listen(f)
+			return listening && inodes[f[9]], t.sorted && !listening
 		})
 	}
 	skip := map[string]bool{}
@@ -190,14 +198,14 @@ func Listeners(pid int, except ...string) (int, error) {
 		skip[p] = true
 	}
 	// /proc/net/unix: Num RefCount Protocol Flags Type St Inode Path
-	n += countTable(fmt.Sprintf("/proc/%d/net/unix", pid), 1, func(f []string) bool {
+	n += countTable(fmt.Sprintf("/proc/%d/net/unix", pid), 1, func(f []string) (bool, bool) {
 		if len(f) < 7 || !inodes[f[6]] {
-			return false
+			return false, false
 		}
 		if len(f) >= 8 && skip[boundPath(f[7])] {
-			return false
+			return false, false
 		}
-		return f[3] == "00010000" // __SO_ACCEPTCON: listening
+		return f[3] == "00010000", false // __SO_ACCEPTCON: listening
 	})
 	return n, nil
 }
@@ -234,7 +242,9 @@ func socketInodes(pid int) (map[string]bool, error) {
 	return inodes, nil
 }
 
-func countTable(path string, skipLines int, match func([]string) bool) int {
+// countTable counts the lines of a /proc table that match, after skipLines;
+// match also says when to stop reading.
+func countTable(path string, skipLines int, match func([]string) (ok, stop bool)) int {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0
@@ -246,8 +256,12 @@ func countTable(path string, skipLines int, match func([]string) bool) int {
 		if i < skipLines {
 			continue
 		}
-		if match(strings.Fields(sc.Text())) {
+		ok, stop := match(strings.Fields(sc.Text()))
+		if ok {
 			n++
+		}
+		if stop {
+			break
 		}
 	}
 	return n
