@@ -69,7 +69,6 @@ const (
 	evCheckResult eventKind = iota
 	evReadyResult
 	evProbeResult
-	evVerifyResult
 	evOldStopped
 	evVersion
 )
@@ -78,7 +77,6 @@ type event struct {
 	kind eventKind
 	gen  *generation
 	err  error
-	ok   bool
 	text string            // evVersion: haproxy's version
 	mode haproxy.StartMode // evVersion: the start mode it implies
 }
@@ -110,7 +108,6 @@ type Supervisor struct {
 
 	stopSig   unix.Signal
 	exitCode  int // -1 until decided
-	reaped    bool
 	stopKill  *time.Timer
 	extend    *time.Ticker
 	statusKck chan struct{}
@@ -256,10 +253,7 @@ func (s *Supervisor) loop() int {
 	if s.exitCode >= 0 {
 		return s.exitCode
 	}
-	if !s.reaped {
-		return proc.ExitOK // stopped before any haproxy ran
-	}
-	return proc.ExitOK
+	return proc.ExitOK // a requested stop that ended cleanly, or before any haproxy ran
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -475,7 +469,6 @@ func (s *Supervisor) onExit(ex proc.Exit) {
 		logx.Debugf("reaped pid %d (%s)", ex.Pid, proc.DescribeStatus(ex.WS))
 		return
 	}
-	s.reaped = true
 	wasServing := g.Ready && !g.Draining
 	s.removeGen(g)
 	c := evCtx{gen: g, ws: ex.WS}
@@ -649,12 +642,6 @@ func (s *Supervisor) onEvent(ev event) {
 			return
 		}
 		s.upgrade()
-	case evVerifyResult:
-		if ev.ok || s.phase != Serving || s.serving() != ev.gen {
-			return
-		}
-		s.handle(EvServingDied, evCtx{gen: ev.gen, reason: fmt.Sprintf("generation %d (pid %d) stopped serving after the failed reload", ev.gen.Gen, ev.gen.Pid), ws: s.lastFailed})
-		s.handle(EvStop, evCtx{sig: unix.SIGTERM, why: "nothing serves"})
 	}
 }
 
@@ -743,16 +730,6 @@ func (s *Supervisor) reloadSettled(ok bool, reason string, g *generation) {
 	}
 	s.waiters = nil
 	s.kickStatus()
-	if !ok && sv != nil && s.phase != Stopping && sv.ReadySock != "" {
-		// The failed generation may have told the serving one to stop
-		// before it died: make sure it still answers.
-		s.helper(func() event {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			info, err := haproxy.ShowInfo(ctx, sv.ReadySock)
-			return event{kind: evVerifyResult, gen: sv, ok: err == nil && !info.Stopping}
-		})
-	}
 	if !ok && sv == nil && s.phase != Stopping {
 		s.handle(EvServingDied, evCtx{reason: "the serving generation died during the reload", ws: s.lastFailed})
 	}
