@@ -4,10 +4,13 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestExecFailureLeavesStateUntouched: an exec that does not happen closes
@@ -32,12 +35,32 @@ func TestExecFailureLeavesStateUntouched(t *testing.T) {
 	}
 	defer ln.Close()
 
+	// The stop signals take their default action only over the exec: after
+	// a failed one, a SIGUSR1 reaches its channel again (its default
+	// action would end the test binary).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGUSR1)
+	defer signal.Stop(sigs)
+
 	missing := filepath.Join(dir, "does-not-exist")
-	err = Exec(missing, []string{missing}, os.Environ(), map[string]int{"x": 1}, []Named{{Name: "pipe", Conn: pr}, {Name: "listener", Conn: ln}}, nil)
+	lastCalled := false
+	err = Exec(missing, []string{missing}, os.Environ(), map[string]int{"x": 1}, []Named{{Name: "pipe", Conn: pr}, {Name: "listener", Conn: ln}},
+		[]unix.Signal{unix.SIGUSR1}, []unix.Signal{unix.SIGUSR2}, func() bool { lastCalled = true; return true })
 	if err == nil {
 		t.Fatal("Exec of a missing path returned nil")
 	}
 	t.Logf("Exec: %v", err)
+	if !lastCalled {
+		t.Error("Exec did not call last before the exec")
+	}
+	if err := unix.Kill(os.Getpid(), unix.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sigs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SIGUSR1 after the failed exec did not reach its channel within 5 s: its disposition was not put back")
+	}
 
 	if after := Inheritable(); !reflect.DeepEqual(after, before) {
 		t.Errorf("inheritable descriptors after the failed exec = %v, before = %v", after, before)

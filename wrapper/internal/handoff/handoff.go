@@ -155,10 +155,25 @@ var ErrCancelled = errors.New("exec cancelled")
 // and files. It returns only when the exec did not happen; then everything it
 // made is closed again and the running state is untouched. last, when not
 // nil, is called at the last moment, after everything is prepared and just
-// before execve: it handles whatever is still queued (a signal that came in
-// meanwhile; with barrier, after making sure the Go runtime has handed over
-// every signal it caught) and says whether to go on.
-func Exec(path string, argv, env []string, state any, files []Named, last func(barrier bool) bool) error {
+// before execve: it handles whatever the Go runtime still holds (a signal
+// that came in meanwhile) and says whether to go on.
+//
+// Signals over the exec. A Go program cannot keep a signal blocked on all
+// its threads: the runtime starts threads with its own mask, and a mask
+// changed from a signal handler (as syscall.AllThreadsSyscall does) is
+// undone when the handler returns. So a signal caught by any thread of this
+// image after last ran would be lost with the image. Instead, from just
+// before last until the exec, each signal in fatal (the stop signals) takes
+// its default action, set directly in the kernel: one that comes in that
+// window ends this process, which is the stop it asked for (the caller's
+// sentinel then ends haproxy); one that came before is in the runtime's
+// queue, which last empties. The new image's runtime also lets them take
+// their default action until its handlers exist. The others that this
+// thread blocks (held) stay pending over the exec when they come to this
+// thread, and are otherwise handled by this image, or lost with it; a reload
+// signal lost that way changes nothing, since the reload under way starts
+// its new generation after it.
+func Exec(path string, argv, env []string, state any, files []Named, fatal, held []unix.Signal, last func() bool) error {
 	raw, err := json.Marshal(state)
 	if err != nil {
 		return fmt.Errorf("hand-off state: %w", err)
@@ -193,34 +208,18 @@ func Exec(path string, argv, env []string, state any, files []Named, last func(b
 	env = proc.SetEnv(env, proc.EnvHandoff, strconv.Itoa(mfd))
 	env = proc.SetEnv(env, proc.EnvReexec, "1")
 
-	// Only this thread runs the exec; the handled signals stay blocked on
-	// it over the exec, so a signal that comes now is left pending for the
-	// new image instead of being handled by this one.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var old unix.Sigset_t
-	_ = unix.PthreadSigmask(unix.SIG_BLOCK, proc.Sigset(proc.HandledSignals), &old)
+	_ = unix.PthreadSigmask(unix.SIG_BLOCK, proc.Sigset(append(append([]unix.Signal{}, held...), fatal...)), &old)
 	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
-	// Every thread blocks the handled signals first: one that comes from
-	// now on stays pending in the kernel, crosses the exec and reaches the
-	// new image, instead of being caught by another thread of this one and
-	// lost with it. Then the last moment handles what came before (its
-	// barrier flushes the Go runtime's queue), the block is taken again for
-	// any thread the runtime started meanwhile, and what reached the queue
-	// since is handled without waking anything. (Where AllThreadsSyscall is
-	// unsupported, with cgo, the window is the execve's own start.)
-	blocked := blockAll(unix.SIG_BLOCK) == nil
-	if blocked {
-		defer blockAll(unix.SIG_UNBLOCK) // reached only when the exec did not happen
+	restore, err := defaultActions(fatal)
+	defer restore() // reached only when the exec did not happen
+	if err != nil {
+		return fmt.Errorf("signal dispositions: %w", err)
 	}
-	if last != nil && !last(true) {
+	if last != nil && !last() {
 		return ErrCancelled
-	}
-	if blocked {
-		_ = blockAll(unix.SIG_BLOCK)
-		if last != nil && !last(false) {
-			return ErrCancelled
-		}
 	}
 	err = unix.Exec(path, argv, env)
 	return fmt.Errorf("exec %s: %w", path, err)
@@ -325,21 +324,32 @@ func Inheritable() []int {
 	return out
 }
 
-// blockAll changes the handled signals' mask (how: SIG_BLOCK or
-// SIG_UNBLOCK) on every thread of the process.
-func blockAll(how int) error {
-	set := proc.Sigset(proc.HandledSignals)
-	_, _, errno := syscall.AllThreadsSyscall6(unix.SYS_RT_SIGPROCMASK, uintptr(how), uintptr(unsafe.Pointer(set)), 0, unsafe.Sizeof(uint64(0)), 0, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
+// kSigaction is the kernel's struct sigaction on 64-bit Linux (handler,
+// flags, restorer, mask), handled as an opaque value: saved, set to the
+// default action, and put back as it was.
+type kSigaction struct {
+	Handler, Flags, Restorer, Mask uint64
 }
 
-// CanBlockAll tells whether this build can change the signal mask of every
-// thread (not where cgo is linked: build with CGO_ENABLED=0).
-func CanBlockAll() bool {
-	var empty unix.Sigset_t
-	_, _, errno := syscall.AllThreadsSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_BLOCK, uintptr(unsafe.Pointer(&empty)), 0, unsafe.Sizeof(uint64(0)), 0, 0)
-	return errno == 0
+// defaultActions sets each signal's disposition to its default action in the
+// kernel, under the Go runtime (whose handler would otherwise catch it), and
+// returns what puts the saved dispositions back.
+func defaultActions(sigs []unix.Signal) (restore func(), err error) {
+	var saved []func()
+	restore = func() {
+		for i := len(saved) - 1; i >= 0; i-- {
+			saved[i]()
+		}
+	}
+	for _, sig := range sigs {
+		var dfl, prev kSigaction
+		_, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), uintptr(unsafe.Pointer(&prev)), 8, 0, 0)
+		if errno != 0 {
+			return restore, fmt.Errorf("%s: %w", unix.SignalName(sig), errno)
+		}
+		saved = append(saved, func() {
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&prev)), 0, 8, 0, 0)
+		})
+	}
+	return restore, nil
 }

@@ -117,23 +117,22 @@ func (s *Supervisor) upgrade() {
 		files = append(files, handoff.Named{Name: "sentinel", Conn: sentinel.Pipe})
 		defer handoff.Release(sentinel.Pipe) // reached only when the exec did not happen
 	}
-	if !handoff.CanBlockAll() {
-		logx.Warningf("upgrade: this build links cgo and cannot block signals on every thread over the exec: a signal in the exec's first microseconds may be lost (build with CGO_ENABLED=0)")
-	}
 	st := s.st
 	st.NotifyWarned = s.notify.Warned()
 	logx.Noticef("re-executing on %s: %s is a new binary.", st.Trigger, s.cfg.Self)
 	logx.L.Flush(200 * time.Millisecond)
 	env := proc.UnsetEnv(os.Environ(), proc.EnvDaemonFD)
-	// SIGHUP is ignored over the exec: the Go runtime keeps an inherited
+	// Over the exec (handoff.Exec): a stop signal (SIGTERM, SIGINT,
+	// SIGUSR1) takes its default action and ends the wrapper, whose
+	// sentinel then stops haproxy; SIGUSR2 stays pending for the new image
+	// when it can; SIGHUP is ignored (the Go runtime keeps an inherited
 	// "ignore" for it until the new image catches it, where it would
-	// otherwise let it kill the new image while it starts: a reload signal
-	// during an upgrade (itself a reload) is dropped, never fatal. SIGUSR1
-	// and SIGUSR2 stay pending, blocked (handoff.Exec). SIGTERM and SIGINT
-	// cannot be held: one in that window kills the wrapper, and the sentinel
-	// then stops haproxy, as the signal asked.
+	// otherwise kill the new image while it starts). A reload signal
+	// dropped there asks for nothing that the reload under way does not
+	// do: its new generation starts after it.
 	signal.Ignore(unix.SIGHUP)
-	err := handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files, s.lastMoment)
+	err := handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files,
+		[]unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGUSR1}, []unix.Signal{unix.SIGUSR2}, s.lastMoment)
 	signal.Notify(s.cfg.Signals, unix.SIGHUP)
 	if errors.Is(err, handoff.ErrCancelled) {
 		s.resumeHere()
@@ -213,19 +212,15 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 	return s, nil
 }
 
-// lastMoment runs just before an upgrade's execve: it handles whatever is
-// still queued (a stop cancels the exec) and says whether to go on. A signal
-// the kernel delivered may still be on its way through the Go runtime to the
-// channel; a marker (SIGWINCH, which the wrapper does not use) raised now is
-// a barrier: the runtime hands pending signals over in signal-number order,
-// and every handled signal's number is lower, so once the marker arrives,
-// every signal that came before it is in the channel.
-func (s *Supervisor) lastMoment(barrier bool) bool {
-	if !barrier {
-		for s.phase == Upgrading && s.step(false) {
-		}
-		return s.phase == Upgrading && s.helpers == 0
-	}
+// lastMoment runs just before an upgrade's execve, once the stop signals
+// take their default action: it handles whatever is still queued (a stop
+// cancels the exec) and says whether to go on. A signal caught before may
+// still be on its way through the Go runtime to the channel; a marker
+// (SIGWINCH, which the wrapper does not use) raised now is a barrier: the
+// runtime hands pending signals over in signal-number order, and every
+// handled signal's number is lower, so once the marker arrives, every
+// signal that came before it is in the channel.
+func (s *Supervisor) lastMoment() bool {
 	marker := make(chan os.Signal, 1)
 	signal.Notify(marker, unix.SIGWINCH)
 	defer signal.Stop(marker)
