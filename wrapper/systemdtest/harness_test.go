@@ -13,7 +13,8 @@ package systemdtest
 //     /proc/PID/root (the mount namespace of the booted systemd).
 //
 // Everything else of the host file system is shared, so test binaries and
-// configurations live in temporary folders under /tmp.
+// configurations live in temporary folders under hostBase: not under /tmp,
+// which the units' PrivateTmp=yes hides from the service.
 
 import (
 	"bufio"
@@ -60,8 +61,31 @@ func TestMain(m *testing.M) {
 	os.Exit(testMain(m))
 }
 
+// hostBase holds the test build and configurations: a folder the shipped
+// units' sandboxing leaves visible (not /tmp, /var/tmp or /home).
+const hostBase = "/var/lib/hsw-systemdtest"
+
+// SharedTempDir is a temporary folder (mode 0755) under hostBase, removed
+// after the test: the service sees it, unlike t.TempDir() under /tmp.
+func SharedTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(hostBase, "t-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "hsw-systemdtest-bin-")
+	if err := os.MkdirAll(hostBase, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "systemdtest:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp(hostBase, "bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "systemdtest:", err)
 		return 1
@@ -117,14 +141,20 @@ func requireSystemd(t *testing.T) {
 func WrapperPath() string { return filepath.Join(binDir, wrapperName) }
 
 // RenderUnit renders contrib/systemd/<template> the way the Makefile does
-// (sed 's:@SBINDIR@:$(SBINDIR):g'), with SBINDIR the folder of the test build.
+// (@SBINDIR@ is the folder of the test build, the line @HARDENING@ is
+// contrib/systemd/hardening.inc).
 func RenderUnit(t *testing.T, template string) string {
 	t.Helper()
 	b, err := os.ReadFile(ContribPath(template))
 	if err != nil {
 		t.Fatalf("reading unit template: %v", err)
 	}
-	return strings.ReplaceAll(string(b), "@SBINDIR@", binDir)
+	h, err := os.ReadFile(ContribPath("hardening.inc"))
+	if err != nil {
+		t.Fatalf("reading the hardening block: %v", err)
+	}
+	s := strings.ReplaceAll(string(b), "@SBINDIR@", binDir)
+	return strings.Replace(s, "@HARDENING@\n", string(h), 1)
 }
 
 // ContribPath is the path of a file in contrib/systemd.
@@ -162,7 +192,7 @@ var minimalTargets = []string{
 var baseUnits = map[string]string{
 	bootTarget: `[Unit]
 Description=haproxy-systemd-wrapper test boot
-Wants=systemd-journald.socket systemd-journald.service
+Wants=systemd-journald.socket systemd-journald-dev-log.socket systemd-journald.service
 `,
 	"exit.target": `[Unit]
 Description=Exit the Container
@@ -192,6 +222,22 @@ PassSecurity=yes
 ReceiveBuffer=8M
 Service=systemd-journald.service
 `,
+	// syslog(3) clients (haproxy's "log /dev/log") reach journald here; no
+	// /dev/log symlink is made (/dev is the host's): a service with
+	// PrivateDevices=yes gets its own, pointing at this socket.
+	"systemd-journald-dev-log.socket": `[Unit]
+Description=Journal Socket (/dev/log)
+DefaultDependencies=no
+Before=sockets.target
+
+[Socket]
+Service=systemd-journald.service
+ListenDatagram=/run/systemd/journal/dev-log
+SocketMode=0666
+PassCredentials=yes
+PassSecurity=yes
+ReceiveBuffer=8M
+`,
 	"systemd-journald.service": `[Unit]
 Description=Journal Service
 DefaultDependencies=no
@@ -205,7 +251,7 @@ Restart=always
 RestartSec=0
 RuntimeDirectory=systemd/journal
 RuntimeDirectoryPreserve=yes
-Sockets=systemd-journald.socket
+Sockets=systemd-journald.socket systemd-journald-dev-log.socket
 StandardOutput=null
 FileDescriptorStoreMax=4224
 `,

@@ -75,16 +75,14 @@ func indent(lines []string) string {
 	return b.String()
 }
 
-// testDropIn points the unit at the test configuration and keeps every
-// runtime file under the private /run; RestartSec keeps Restart= fast and the
+// testDropIn points the unit at the test configuration; the wrapper's own
+// files are where the unit puts them (RuntimeDirectory=); RestartSec keeps Restart= fast and the
 // timeouts keep a misbehaving wrapper from stalling the tests.
 func testDropIn(cfg string) string {
 	return fmt.Sprintf(`[Service]
 Environment=CONFIG=%s
 Environment=HAPROXY_BIN=/usr/sbin/haproxy
 Environment=HAPROXY_STATS_SOCKET=%s
-Environment=HAPROXY_WRAPPER_CONTROL_SOCKET=/run/hsw/wrapper.sock
-Environment=HAPROXY_WRAPPER_RUNTIME_DIR=/run/hsw/wrapper
 RestartSec=100ms
 TimeoutStartSec=20s
 TimeoutStopSec=15s
@@ -94,10 +92,7 @@ TimeoutStopSec=15s
 func setup(t *testing.T, kind unitKind) *fixture {
 	t.Helper()
 	s := Boot(t)
-	f := &fixture{t: t, s: s, kind: kind, dir: t.TempDir(), port: FreePort(t)}
-	if err := os.Chmod(f.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	f := &fixture{t: t, s: s, kind: kind, dir: SharedTempDir(t), port: FreePort(t)}
 	f.cfg = filepath.Join(f.dir, "haproxy.cfg")
 	writeFile(t, f.cfg, haproxyConfig(f.port, "config-a"))
 	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {

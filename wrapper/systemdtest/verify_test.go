@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,8 +21,8 @@ func TestUnitsVerify(t *testing.T) {
 		t.Skip("systemd-analyze not installed")
 	}
 	dir := t.TempDir()
-	for _, name := range []string{"haproxy.service", "haproxy-forking.service", "haproxy-legacy.service"} {
-		p := filepath.Join(dir, name)
+	for _, name := range shippedUnits {
+		p := filepath.Join(dir, instanceName(name))
 		writeFile(t, p, RenderUnit(t, name+".in"))
 		out, err := exec.Command(analyze, "verify", p).CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "" {
@@ -28,3 +30,52 @@ func TestUnitsVerify(t *testing.T) {
 		}
 	}
 }
+
+// shippedUnits are the units in contrib/systemd (templates rendered as
+// NAME.in).
+var shippedUnits = []string{"haproxy.service", "haproxy@.service", "haproxy-forking.service", "haproxy-legacy.service"}
+
+// instanceName names a template's instance for the tools that need a
+// concrete unit ("haproxy@.service" -> "haproxy@hsw.service").
+func instanceName(unit string) string {
+	return strings.Replace(unit, "@.", "@hsw.", 1)
+}
+
+// TestUnitsSecurity rates each shipped unit with "systemd-analyze security"
+// (offline, no boot): each must be 5.0 ("MEDIUM") or lower. Debian's own
+// haproxy.service is rated too, for the record (README "Units").
+func TestUnitsSecurity(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("systemd-analyze missing in CI: make deps installs systemd")
+		}
+		t.Skip("systemd-analyze not installed")
+	}
+	rate := func(path string) (float64, string) {
+		t.Helper()
+		out, err := exec.Command(analyze, "security", "--offline=true", "--no-pager", path).CombinedOutput()
+		m := exposureRe.FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("systemd-analyze security %s: %v: no overall exposure line in:\n%s", path, err, out)
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return v, string(m[2])
+	}
+	dir := t.TempDir()
+	for _, name := range shippedUnits {
+		p := filepath.Join(dir, instanceName(name))
+		writeFile(t, p, RenderUnit(t, name+".in"))
+		v, verdict := rate(p)
+		t.Logf("%s: %.1f %s", name, v, verdict)
+		if v > 5.0 {
+			t.Errorf("%s: systemd-analyze security rates it %.1f %s, want 5.0 or lower", name, v, verdict)
+		}
+	}
+	if _, err := os.Stat("/lib/systemd/system/haproxy.service"); err == nil {
+		v, verdict := rate("/lib/systemd/system/haproxy.service")
+		t.Logf("Debian's own haproxy.service: %.1f %s", v, verdict)
+	}
+}
+
+var exposureRe = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+) (\S+)`)
