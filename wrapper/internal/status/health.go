@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,17 +51,27 @@ func (r *Report) Healthy(timeout time.Duration) error {
 
 // EstablishedConns counts the established TCP connections held by pid: used
 // for old generations, whose stats sockets close when they soft-stop.
-func EstablishedConns(pid int) int64 {
-	inodes := map[string]bool{}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+// established is this network namespace's set of established TCP sockets
+// (proc.TCPInodes); nil reads pid's /proc/net tables instead (slower: every
+// socket of the host, TIME_WAIT included). -1: pid's descriptors are
+// unreadable.
+func EstablishedConns(pid int, established map[uint64]bool) int64 {
+	own, err := proc.SocketInodes(pid)
 	if err != nil {
 		return -1
 	}
-	for _, fd := range fds {
-		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
-		if err == nil && strings.HasPrefix(l, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+	if established != nil {
+		var n int64
+		for ino := range own {
+			if established[ino] {
+				n++
+			}
 		}
+		return n
+	}
+	inodes := map[string]bool{}
+	for ino := range own {
+		inodes[strconv.FormatUint(ino, 10)] = true
 	}
 	var n int64
 	for _, f := range []string{"tcp", "tcp6"} {

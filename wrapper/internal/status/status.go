@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
 // Report is what "haproxy-systemd-wrapper status" prints; its JSON
@@ -65,12 +66,18 @@ type GenReport struct {
 // bounded to one second.
 func (r *Report) Fill() {
 	var errs []string
+	var established map[uint64]bool
+	asked := false
 	for i := range r.Generations {
 		g := &r.Generations[i]
 		if g.State == "draining" {
 			// A soft-stopping haproxy closes its stats sockets: count its
 			// established TCP connections instead.
-			g.CurrConns = EstablishedConns(g.PID)
+			if !asked {
+				established, _ = proc.TCPInodes(1 << proc.TCPEstablished) // nil on error: /proc instead
+				asked = true
+			}
+			g.CurrConns = EstablishedConns(g.PID, established)
 			if g.CurrConns > 0 {
 				r.DrainingConns += g.CurrConns
 			}
