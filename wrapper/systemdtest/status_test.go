@@ -360,3 +360,33 @@ func TestWatchdogRestartsHungHAProxy(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestForkingUnitShowsLiveStatus: the forking unit grants the wrapper notify
+// access (NotifyAccess=main, the main process being the one its PIDFile=
+// names), so `systemctl status` shows the same live line as the notify
+// unit's, refreshed after a reload.
+func TestForkingUnitShowsLiveStatus(t *testing.T) {
+	var kind unitKind
+	for _, k := range unitKinds {
+		if k.name == "forking" {
+			kind = k
+		}
+	}
+	f := setup(t, kind)
+	f.s.WriteDropIn(unitName, "20-status.conf", "[Service]\nEnvironment=HAPROXY_WRAPPER_STATUS_INTERVAL=200ms\n")
+	f.s.DaemonReload()
+	main := mainPID(f.start())
+	w := &statusWatcher{f: f}
+	w.wait(10*time.Second, "a live line naming generation 1", func(s string) bool {
+		return containsAll(s, "haproxy 2.", " pid ", " gen 1 ")
+	})
+	if out, err := f.s.Systemctl("reload", unitName); err != nil {
+		t.Fatalf("systemctl reload: %v: %s", err, out)
+	}
+	w.wait(10*time.Second, "a live line naming generation 2", func(s string) bool {
+		return containsAll(s, "haproxy 2.", " pid ", " gen 2 ")
+	})
+	if got := mainPID(f.state()); got != main {
+		t.Errorf("MainPID %d -> %d", main, got)
+	}
+}

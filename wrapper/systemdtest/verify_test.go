@@ -1,6 +1,7 @@
 package systemdtest
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,3 +80,19 @@ func TestUnitsSecurity(t *testing.T) {
 }
 
 var exposureRe = regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+) (\S+)`)
+
+// TestWrapperBinaryIsStatic: the wrapper is built without cgo (as make build
+// does) and has no program interpreter, so the same file runs on any Linux
+// distribution and release.
+func TestWrapperBinaryIsStatic(t *testing.T) {
+	f, err := elf.Open(WrapperPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("%s has a %s program header: dynamically linked (build with CGO_ENABLED=0)", WrapperPath(), p.Type)
+		}
+	}
+}
