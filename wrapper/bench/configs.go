@@ -91,7 +91,10 @@ func (s size) reloadCounts(p params) (paced, b2b int) {
 // readyBound bounds start -> first 200 and signal -> new pid: haproxy 2.6
 // parses about 15,000 backends a second on one idle core.
 func (s size) readyBound() time.Duration {
-	return 15*time.Second + time.Duration(s.backends)*time.Millisecond + time.Duration(s.mapLines)*20*time.Microsecond
+	// About five times the start measured on 2 cores (50,000 backends: 6 s
+	// to start, 30 s here), so that a contender whose reload never shows a
+	// new pid does not hold the default run past 10 minutes.
+	return 15*time.Second + time.Duration(s.backends)*300*time.Microsecond + time.Duration(s.mapLines)*20*time.Microsecond
 }
 
 func thousands(n int) string {
