@@ -206,8 +206,10 @@ func superviseSteps(argv []string) (int, bool) {
 		signal.Reset(handled...)
 		return proc.ForkDaemon(self, argv[1:]), false
 	}
-	if len(inv.Dropped) > 0 && !resumed {
-		logx.Debugf("start-mode flags %s handled by the wrapper, not passed to haproxy", strings.Join(inv.Dropped, " "))
+	if !resumed {
+		for _, n := range inv.Notes {
+			logx.Noticef("%s", n)
+		}
 	}
 	cfg := supervisor.Config{
 		Settings: set, Inv: inv, Bin: locateHAProxy(set.HAProxyBin, self), Self: self, Argv: argv,

@@ -22,7 +22,8 @@ type Invocation struct {
 	Args    []string
 	PIDFile string   // from -p, else $PIDFILE, else /run/haproxy.pid
 	Daemon  bool     // -D: fork for Type=forking
-	Dropped []string // flags removed from the command line, for the log
+	Dropped []string // flags removed from the command line
+	Notes   []string // one line per start-mode flag met: how it is treated
 }
 
 // haproxy options that take one value: a scan for -p/-f must skip the value,
@@ -41,9 +42,22 @@ func ParseInvocation(args []string, config, pidfile string) (Invocation, error) 
 		case a == "-D":
 			inv.Daemon = true
 			inv.Dropped = append(inv.Dropped, a)
+			inv.Notes = append(inv.Notes, "-D: used by the wrapper, which forks (for Type=forking); haproxy itself runs in the foreground")
 			continue
 		case a == "-Ds" || a == "-db":
 			inv.Dropped = append(inv.Dropped, a)
+			inv.Notes = append(inv.Notes, a+": ignored, haproxy always runs in the foreground under the wrapper")
+			continue
+		case a == "-S":
+			// haproxy's master CLI: only in master-worker mode, which the
+			// wrapper refuses (Debian's unit passes it in $EXTRAOPTS).
+			v := ""
+			if i+1 < len(args) {
+				v = " " + args[i+1]
+				i++
+			}
+			inv.Dropped = append(inv.Dropped, "-S"+v)
+			inv.Notes = append(inv.Notes, "-S"+v+": ignored, the master CLI exists only in master-worker mode; the wrapper's status and reload commands replace it")
 			continue
 		case a == "-W" || a == "-Ws":
 			return inv, fmt.Errorf("%w: %s (master-worker mode) would make haproxy its own supervisor: remove it, the wrapper supervises haproxy itself", ErrUsage, a)
