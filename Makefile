@@ -3,6 +3,7 @@ PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= /lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/haproxy-systemd-wrapper
+MANDIR  ?= $(PREFIX)/share/man
 DESTDIR ?=
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
@@ -22,15 +23,15 @@ build:
 
 # deps installs what the wrapper and its tests need from Debian's packages
 # when it is missing: haproxy (its install script must not start a haproxy of
-# its own, hence the temporary policy-rc.d) and systemd (for the real-systemd
-# tests).
+# its own, hence the temporary policy-rc.d), systemd (for the real-systemd
+# tests) and man-db (the man page's check).
 deps:
-	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || [ ! -x /lib/systemd/systemd ]; then \
-		echo "installing haproxy and systemd with apt-get"; \
+	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || [ ! -x /lib/systemd/systemd ] || ! command -v man >/dev/null 2>&1; then \
+		echo "installing haproxy, systemd and man-db with apt-get"; \
 		set -e; made=0; \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
 		apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd man-db >/dev/null; \
 		if [ $$made = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
 	@/usr/sbin/haproxy -v | head -1
@@ -95,6 +96,7 @@ install: build units
 	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/haproxy-systemd-wrapper
 	install -D -m 0644 build/haproxy.service $(DESTDIR)$(UNITDIR)/haproxy.service
 	install -D -m 0644 build/haproxy@.service $(DESTDIR)$(UNITDIR)/haproxy@.service
+	install -D -m 0644 doc/haproxy-systemd-wrapper.8 $(DESTDIR)$(MANDIR)/man8/haproxy-systemd-wrapper.8
 	install -d $(DESTDIR)$(DOCDIR)/systemd
 	install -m 0644 build/haproxy-forking.service build/haproxy-legacy.service contrib/systemd/overwrite.conf $(DESTDIR)$(DOCDIR)/systemd/
 

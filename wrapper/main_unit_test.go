@@ -2,8 +2,13 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
+
+	"haproxy-systemd-wrapper/wrapper/internal/settings"
 )
 
 func TestLocateHAProxy(t *testing.T) {
@@ -38,5 +43,68 @@ func TestCommandsRefuseUnknownArguments(t *testing.T) {
 		if got := command(args); got != 64 {
 			t.Errorf("command(%q) = %d, want 64 (usage)", args, got)
 		}
+	}
+}
+
+// TestManPageInStepWithHelp: the man page (doc/haproxy-systemd-wrapper.8)
+// names every environment variable and every command that --help names,
+// and no variable that --help does not know; man --warnings finds nothing
+// to say about it.
+func TestManPageInStepWithHelp(t *testing.T) {
+	page, err := os.ReadFile("../doc/haproxy-systemd-wrapper.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	help := settings.HelpText()
+	varRe := regexp.MustCompile(`\b(?:HAPROXY_[A-Z_]+|CONFIG|PIDFILE|NOTIFY_SOCKET|WATCHDOG_USEC|WATCHDOG_PID)\b`)
+	inHelp := map[string]bool{}
+	for _, v := range varRe.FindAllString(help, -1) {
+		inHelp[v] = true
+	}
+	if len(inHelp) < 10 {
+		t.Fatalf("only %d variables found in --help: the pattern is stale", len(inHelp))
+	}
+	// The ENVIRONMENT section lists each variable as a .B or .BR entry.
+	env := string(page)
+	if a, b := strings.Index(env, ".SH ENVIRONMENT"), strings.Index(env, ".SH SIGNALS"); a >= 0 && b > a {
+		env = env[a:b]
+	} else {
+		t.Fatal("no ENVIRONMENT section followed by SIGNALS in the man page")
+	}
+	inMan := map[string]bool{}
+	for _, v := range varRe.FindAllString(env, -1) {
+		inMan[v] = true
+	}
+	for v := range inHelp {
+		if !inMan[v] {
+			t.Errorf("%s is in --help but not in the man page's ENVIRONMENT section", v)
+		}
+	}
+	for v := range inMan {
+		if !inHelp[v] {
+			t.Errorf("%s is in the man page's ENVIRONMENT section but not in --help", v)
+		}
+	}
+	for _, cmd := range []string{"reload", "status", "version", "help", "--json", "--version", "--help"} {
+		if !strings.Contains(help, cmd) {
+			t.Errorf("--help does not name %s", cmd)
+		}
+		if !strings.Contains(string(page), "\n.B "+cmd) && !strings.Contains(string(page), strings.ReplaceAll(cmd, "-", `\-`)) {
+			t.Errorf("the man page does not name %s", cmd)
+		}
+	}
+	manBin, err := exec.LookPath("man")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("man missing in CI: make deps installs man-db")
+		}
+		t.Skip("man not installed")
+	}
+	cmd := exec.Command(manBin, "--warnings", "-l", "../doc/haproxy-systemd-wrapper.8")
+	cmd.Env = append(os.Environ(), "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() > 0 {
+		t.Errorf("man --warnings: %v\n%s", err, stderr.String())
 	}
 }
