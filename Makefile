@@ -1,7 +1,7 @@
 # haproxy-systemd-wrapper — build, run, test, bench, install.
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
-UNITDIR ?= /lib/systemd/system
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/haproxy-systemd-wrapper
 MANDIR  ?= $(PREFIX)/share/man
 DESTDIR ?=
@@ -9,10 +9,10 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 BIN     := build/haproxy-systemd-wrapper
 RUN_DIR := $(CURDIR)/build/run
-UNITS   := haproxy.service haproxy@.service haproxy-forking.service haproxy-legacy.service
+UNITS   := haproxy.service haproxy@.service haproxy-forking.service haproxy-legacy.service haproxy.service.d.conf
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps run test unit-test lint fuzz storm soak bench units install clean
+.PHONY: all build deps run test unit-test lint fuzz storm soak bench units install uninstall clean
 
 all: build
 
@@ -89,16 +89,44 @@ units:
 	@mkdir -p build
 	for u in $(UNITS); do sed -e 's:@SBINDIR@:$(SBINDIR):g' -e '/^@HARDENING@$$/{r contrib/systemd/hardening.inc' -e 'd;}' contrib/systemd/$$u.in > build/$$u; done
 
-# install: the wrapper, haproxy.service (Type=notify, recommended) as the
-# unit; the forking and legacy units and the drop-in example as documentation
-# (each is meant to be installed as haproxy.service instead).
+# PACKAGED_UNIT is the haproxy.service a distribution package owns here
+# (Debian's haproxy package; empty when none): then install never writes a
+# unit named haproxy.service but switches the packaged one to the wrapper by a
+# drop-in of its own, UNITDIR/haproxy.service.d/50-haproxy-systemd-wrapper.conf.
+PACKAGED_UNIT ?= $(shell for f in /lib/systemd/system/haproxy.service /usr/lib/systemd/system/haproxy.service; do \
+	if [ -f $$f ] && { dpkg -S $$f || rpm -qf $$f; } >/dev/null 2>&1; then echo $$f; break; fi; done)
+# MANIFEST lists what install wrote (paths without DESTDIR), for uninstall.
+MANIFEST = $(DOCDIR)/installed-files
+
+# install: the wrapper, the man page, haproxy@.service, and haproxy.service
+# (Type=notify, recommended) or, where a package owns haproxy.service, the
+# drop-in that switches it to the wrapper; the forking and legacy units and
+# the overwrite.conf example as documentation. Never a file a package owns.
 install: build units
-	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/haproxy-systemd-wrapper
-	install -D -m 0644 build/haproxy.service $(DESTDIR)$(UNITDIR)/haproxy.service
-	install -D -m 0644 build/haproxy@.service $(DESTDIR)$(UNITDIR)/haproxy@.service
-	install -D -m 0644 doc/haproxy-systemd-wrapper.8 $(DESTDIR)$(MANDIR)/man8/haproxy-systemd-wrapper.8
-	install -d $(DESTDIR)$(DOCDIR)/systemd
-	install -m 0644 build/haproxy-forking.service build/haproxy-legacy.service contrib/systemd/overwrite.conf $(DESTDIR)$(DOCDIR)/systemd/
+	@set -e; m="$(DESTDIR)$(MANIFEST)"; mkdir -p "$$(dirname "$$m")"; : > "$$m.new"; \
+	put() { install -D -m "$$1" "$$2" "$(DESTDIR)$$3"; echo "$$3" >> "$$m.new"; echo "installed $(DESTDIR)$$3"; }; \
+	put 0755 $(BIN) $(SBINDIR)/haproxy-systemd-wrapper; \
+	put 0644 doc/haproxy-systemd-wrapper.8 $(MANDIR)/man8/haproxy-systemd-wrapper.8; \
+	put 0644 build/haproxy@.service $(UNITDIR)/haproxy@.service; \
+	if [ -n "$(PACKAGED_UNIT)" ]; then \
+		echo "$(PACKAGED_UNIT) belongs to a package: switching it to the wrapper with a drop-in"; \
+		put 0644 build/haproxy.service.d.conf $(UNITDIR)/haproxy.service.d/50-haproxy-systemd-wrapper.conf; \
+	else \
+		put 0644 build/haproxy.service $(UNITDIR)/haproxy.service; \
+	fi; \
+	for f in haproxy-forking.service haproxy-legacy.service; do put 0644 build/$$f $(DOCDIR)/systemd/$$f; done; \
+	put 0644 contrib/systemd/overwrite.conf $(DOCDIR)/systemd/overwrite.conf; \
+	echo "$(MANIFEST)" >> "$$m.new"; mv "$$m.new" "$$m"; \
+	echo "then: systemctl daemon-reload && systemctl enable --now haproxy"
+
+# uninstall: removes exactly what install wrote (its manifest), then the
+# folders of its own that are left empty (never a system folder).
+uninstall:
+	@set -e; m="$(DESTDIR)$(MANIFEST)"; \
+	if [ ! -f "$$m" ]; then echo "nothing to uninstall: no $$m"; exit 0; fi; \
+	while read -r f; do [ -n "$$f" ] || continue; rm -f "$(DESTDIR)$$f"; echo "removed $(DESTDIR)$$f"; done < "$$m"; \
+	for d in $(UNITDIR)/haproxy.service.d $(DOCDIR)/systemd $(DOCDIR); do \
+		[ ! -d "$(DESTDIR)$$d" ] || rmdir --ignore-fail-on-non-empty "$(DESTDIR)$$d"; done
 
 clean:
 	rm -rf build

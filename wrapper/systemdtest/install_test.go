@@ -1,0 +1,132 @@
+package systemdtest
+
+// make install and make uninstall beside Debian's own haproxy package.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestInstallBesideDebianPackage runs "make install" where Debian's haproxy
+// package owns haproxy.service: it writes no file a package owns (dpkg -S
+// knows none of them, dpkg --verify haproxy stays clean) and switches the
+// packaged unit to the wrapper by a drop-in of its own. Under a real systemd,
+// Debian's unit with that drop-in and an overwrite.conf that sets CONFIG
+// runs the wrapper on that configuration, reloads and stops; "make
+// uninstall" then removes every file it wrote.
+func TestInstallBesideDebianPackage(t *testing.T) {
+	const packaged = "/lib/systemd/system/haproxy.service"
+	if out, err := exec.Command("dpkg", "-S", packaged).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -S %s: %v: %s (make deps installs Debian's haproxy package)", packaged, err, out)
+	}
+	prefix := SharedTempDir(t)
+	mk := func(target string) string {
+		t.Helper()
+		cmd := exec.Command("make", "-C", "../..", target, "PREFIX="+prefix)
+		cmd.Env = append(os.Environ(), "DESTDIR=")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make %s PREFIX=%s: %v\n%s", target, prefix, err, out)
+		}
+		return string(out)
+	}
+	out := mk("install")
+	t.Logf("make install:\n%s", out)
+	dropIn := filepath.Join(prefix, "lib/systemd/system/haproxy.service.d/50-haproxy-systemd-wrapper.conf")
+	if _, err := os.Stat(dropIn); err != nil {
+		t.Fatalf("no drop-in for the packaged unit: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(prefix, "lib/systemd/system/haproxy.service")); err == nil {
+		t.Errorf("make install wrote a haproxy.service although %s belongs to a package", packaged)
+	}
+	manifest, err := os.ReadFile(filepath.Join(prefix, "share/doc/haproxy-systemd-wrapper/installed-files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := strings.Fields(string(manifest))
+	for _, f := range files {
+		if out, err := exec.Command("dpkg", "-S", f).CombinedOutput(); err == nil {
+			t.Errorf("make install wrote %s, which a package owns: %s", f, out)
+		}
+	}
+	if out, err := exec.Command("dpkg", "--verify", "haproxy").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("dpkg --verify haproxy after make install: %v\n%s", err, out)
+	}
+
+	// Debian's unit, the installed drop-in and a local overwrite.conf,
+	// under a real systemd.
+	s := Boot(t)
+	debianUnit, err := os.ReadFile(packaged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed, err := os.ReadFile(dropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t)
+	cfg := filepath.Join(prefix, "local.cfg")
+	writeFile(t, cfg, haproxyConfig(port, "installed-1"))
+	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.WriteUnit(unitName, string(debianUnit))
+	s.WriteDropIn(unitName, "50-haproxy-systemd-wrapper.conf", string(installed))
+	// Debian's unit binds /dev/log into the chroot; this boot shares the
+	// host's /dev, which has none (TestDebianStockConfigHardened): the same
+	// bind from journald's socket, as a local drop-in would.
+	s.WriteDropIn(unitName, "overwrite.conf", fmt.Sprintf(`[Service]
+Environment=CONFIG=%s
+BindReadOnlyPaths=
+BindReadOnlyPaths=/run/systemd/journal/dev-log:/var/lib/haproxy/dev/log
+RestartSec=100ms
+TimeoutStopSec=15s
+`, cfg))
+	s.DaemonReload()
+	defer func() {
+		if t.Failed() {
+			t.Logf("journal:\n%s", s.Journal(unitName))
+		}
+	}()
+	cat, err := s.Systemctl("cat", unitName)
+	if err != nil || !strings.Contains(cat, filepath.Join(prefix, "sbin/haproxy-systemd-wrapper")+" -f $CONFIG") || !strings.Contains(cat, "/usr/sbin/haproxy -Ws") {
+		t.Errorf("systemctl cat %s does not show Debian's unit switched to the wrapper (%v):\n%s", unitName, err, cat)
+	}
+	if out, err := s.Systemctl("start", unitName); err != nil {
+		t.Fatalf("systemctl start: %v: %s\nstate: %s", err, out, FormatState(s.State(unitName)))
+	}
+	main := mainPID(s.State(unitName))
+	if exe := s.ProcExe(main); exe != filepath.Join(prefix, "sbin/haproxy-systemd-wrapper") {
+		t.Errorf("MainPID %d runs %q, want the installed wrapper", main, exe)
+	}
+	WaitHTTP(t, port, "installed-1", 5*time.Second)
+	// Debian's unit passes "-S /run/haproxy-master.sock" in $EXTRAOPTS.
+	if j, ok := s.WaitJournal(unitName, "-S /run/haproxy-master.sock: ignored", 5*time.Second); !ok {
+		t.Errorf("no line about Debian's -S in the journal:\n%s", j)
+	}
+	writeFile(t, cfg, haproxyConfig(port, "installed-2"))
+	if out, err := s.Systemctl("reload", unitName); err != nil {
+		t.Fatalf("systemctl reload: %v: %s", err, out)
+	}
+	if code, body, err := HTTPGet(port); err != nil || code != 200 || body != "installed-2" {
+		t.Errorf("after the reload: %d %q %v", code, body, err)
+	}
+	if out, err := s.Systemctl("stop", unitName); err != nil {
+		t.Fatalf("systemctl stop: %v: %s", err, out)
+	}
+	if st := s.State(unitName); st["Result"] != "success" {
+		t.Errorf("after stop: %s", FormatState(st))
+	}
+
+	t.Logf("make uninstall:\n%s", mk("uninstall"))
+	for _, f := range files {
+		if _, err := os.Lstat(f); err == nil {
+			t.Errorf("%s still there after make uninstall", f)
+		}
+	}
+}
