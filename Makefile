@@ -24,14 +24,16 @@ build:
 # deps installs what the wrapper and its tests need from Debian's packages
 # when it is missing: haproxy (its install script must not start a haproxy of
 # its own, hence the temporary policy-rc.d), systemd (for the real-systemd
-# tests) and man-db (the man page's check).
+# tests), man-db (the man page's check) and python3-prometheus-client (a real
+# parser for the metrics' tests).
 deps:
-	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || [ ! -x /lib/systemd/systemd ] || ! command -v man >/dev/null 2>&1; then \
-		echo "installing haproxy, systemd and man-db with apt-get"; \
+	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || [ ! -x /lib/systemd/systemd ] || ! command -v man >/dev/null 2>&1 \
+		|| [ ! -d /usr/lib/python3/dist-packages/prometheus_client ]; then \
+		echo "installing haproxy, systemd, man-db and python3-prometheus-client with apt-get"; \
 		set -e; made=0; \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
 		apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd man-db >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd man-db python3-prometheus-client >/dev/null; \
 		if [ $$made = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
 	@/usr/sbin/haproxy -v | head -1

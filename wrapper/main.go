@@ -63,7 +63,7 @@ func isMetaFlag(a string) bool {
 
 func usageError(format string, a ...any) int {
 	fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: "+format+"\n", a...)
-	fmt.Fprint(os.Stderr, "usage: haproxy-systemd-wrapper [haproxy arguments...] | reload | status [--json] | version | help\n")
+	fmt.Fprint(os.Stderr, "usage: haproxy-systemd-wrapper [haproxy arguments...] | reload | status [--json|--prometheus] | version | help\n")
 	return proc.ExitUsage
 }
 
@@ -94,8 +94,8 @@ func command(args []string) int {
 			return usageError("reload takes no argument, got %q", rest[0])
 		}
 	case "status":
-		if len(rest) > 1 || len(rest) == 1 && rest[0] != "--json" {
-			return usageError("status takes only --json, got %q", strings.Join(rest, " "))
+		if len(rest) > 1 || len(rest) == 1 && rest[0] != "--json" && rest[0] != "--prometheus" {
+			return usageError("status takes only --json or --prometheus, got %q", strings.Join(rest, " "))
 		}
 	default:
 		return usageError("unknown command %q: use reload, status, version or help (haproxy options start with -)", cmd)
@@ -108,7 +108,11 @@ func command(args []string) int {
 	if cmd == "reload" {
 		return reloadCommand(set)
 	}
-	return statusCommand(set, len(rest) == 1)
+	format := ""
+	if len(rest) == 1 {
+		format = rest[0]
+	}
+	return statusCommand(set, format)
 }
 
 func reloadCommand(set settings.Settings) int {
@@ -126,26 +130,43 @@ func reloadCommand(set settings.Settings) int {
 	return proc.ExitStartFailed
 }
 
-// statusCommand prints the status; exit 0 when haproxy serves, 3 (LSB: not
-// running) otherwise.
-func statusCommand(set settings.Settings, asJSON bool) int {
+// statusCommand prints the status (format "", "--json" or "--prometheus");
+// exit 0 when haproxy serves, 3 (LSB: not running) otherwise.
+func statusCommand(set settings.Settings, format string) int {
 	req := "status"
-	if asJSON {
+	if format != "" {
 		req = "status json"
 	}
 	ans, err := control.RequestText(set.ControlSocket, req, 10*time.Second)
 	if err != nil {
+		if format == "--prometheus" {
+			fmt.Print(status.PrometheusDown())
+		}
 		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: status: %v\n", err)
 		return 3
 	}
-	fmt.Print(ans)
-	if asJSON {
+	switch format {
+	case "--json":
+		fmt.Print(ans)
 		var r status.Report
 		if json.Unmarshal([]byte(ans), &r) == nil && r.Serving {
 			return proc.ExitOK
 		}
 		return 3
+	case "--prometheus":
+		var r status.Report
+		if err := json.Unmarshal([]byte(ans), &r); err != nil {
+			fmt.Print(status.PrometheusDown())
+			fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: status: %s\n", strings.TrimSpace(strings.TrimPrefix(ans, "error ")))
+			return 3
+		}
+		fmt.Print(status.Prometheus(&r))
+		if r.Serving {
+			return proc.ExitOK
+		}
+		return 3
 	}
+	fmt.Print(ans)
 	if strings.HasPrefix(ans, "error ") || strings.Contains(ans, "not serving") {
 		return 3
 	}

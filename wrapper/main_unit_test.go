@@ -35,7 +35,8 @@ func TestCommandsRefuseUnknownArguments(t *testing.T) {
 		{"reload", "--now"},
 		{"reload", "extra"},
 		{"status", "--bogus"},
-		{"status", "--prometheus"},
+		{"status", "--prometheus", "--json"},
+		{"status", "--Prometheus"},
 		{"status", "--json", "extra"},
 		{"version", "x"},
 		{"help", "x"},
@@ -85,7 +86,7 @@ func TestManPageInStepWithHelp(t *testing.T) {
 			t.Errorf("%s is in the man page's ENVIRONMENT section but not in --help", v)
 		}
 	}
-	for _, cmd := range []string{"reload", "status", "version", "help", "--json", "--version", "--help"} {
+	for _, cmd := range []string{"reload", "status", "version", "help", "--json", "--prometheus", "--version", "--help"} {
 		if !strings.Contains(help, cmd) {
 			t.Errorf("--help does not name %s", cmd)
 		}

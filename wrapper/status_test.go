@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // holdConns opens n connections that each sent half a request, so haproxy
@@ -124,4 +127,89 @@ func TestWatchdogFollowsHAProxy(t *testing.T) {
 	}
 	readDatagramWith(t, nc, "WATCHDOG=1")
 	w.waitLog("watchdog: haproxy answers again", 10*time.Second)
+}
+
+// TestPrometheusMetrics: the metrics file (HAPROXY_WRAPPER_METRICS_FILE) and
+// "status --prometheus" follow a good and a failed reload, parsed by a real
+// Prometheus parser; once the wrapper ends the file says it is down.
+func TestPrometheusMetrics(t *testing.T) {
+	dir := shortDir(t)
+	metrics := filepath.Join(dir, "wrapper.prom")
+	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_METRICS_FILE=" + metrics}})
+	fileSays := func(what string, want map[string]float64) {
+		t.Helper()
+		var last string
+		waitFor(t, 10*time.Second, "the metrics file to show "+what, func() bool {
+			b, err := os.ReadFile(metrics)
+			if err != nil {
+				return false
+			}
+			last = string(b)
+			m := testutil.ParsePrometheus(t, last)
+			for k, v := range want {
+				if got, ok := m[k]; !ok || got != v {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	fileSays("the first generation serving", map[string]float64{"haproxy_wrapper_up": 1, "haproxy_wrapper_serving": 1,
+		`haproxy_wrapper_generations{state="serving"}`: 1, `haproxy_wrapper_reloads_total{result="ok"}`: 0})
+
+	w.signal(syscall.SIGUSR2)
+	w.waitReloads(1)
+	fileSays("one good reload", map[string]float64{`haproxy_wrapper_reloads_total{result="ok"}`: 1,
+		`haproxy_wrapper_reloads_total{result="failed"}`: 0, "haproxy_wrapper_last_reload_success": 1})
+
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	good, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, append(append([]byte(nil), good...), "    no-such-keyword\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.signal(syscall.SIGUSR2)
+	w.waitReloads(2)
+	fileSays("one failed reload", map[string]float64{`haproxy_wrapper_reloads_total{result="failed"}`: 1,
+		"haproxy_wrapper_last_reload_success": 0, "haproxy_wrapper_serving": 1})
+
+	// The command, as node_exporter's textfile script or a person runs it.
+	cmd := exec.Command(w.bin, "status", "--prometheus")
+	cmd.Env = baseEnv(dir)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("status --prometheus: %v\n%s", err, out)
+	}
+	m := testutil.ParsePrometheus(t, string(out))
+	for k, v := range map[string]float64{"haproxy_wrapper_up": 1, `haproxy_wrapper_reloads_total{result="ok"}`: 1,
+		`haproxy_wrapper_reloads_total{result="failed"}`: 1, `haproxy_wrapper_generations{state="serving"}`: 1} {
+		if m[k] != v {
+			t.Errorf("status --prometheus: %s = %v, want %v\n%s", k, m[k], v, out)
+		}
+	}
+	if m["haproxy_wrapper_current_connections"] < 0 || m["haproxy_wrapper_last_reload_duration_seconds"] <= 0 {
+		t.Errorf("status --prometheus: connections %v, last reload duration %v", m["haproxy_wrapper_current_connections"], m["haproxy_wrapper_last_reload_duration_seconds"])
+	}
+
+	w.signal(syscall.SIGTERM)
+	if code := w.waitExit(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	b, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := testutil.ParsePrometheus(t, string(b)); len(m) != 1 || m["haproxy_wrapper_up"] != 0 {
+		t.Errorf("metrics file after the wrapper ended: %v", m)
+	}
+	// And the command, with no wrapper to answer.
+	cmd = exec.Command(w.bin, "status", "--prometheus")
+	cmd.Env = baseEnv(dir)
+	out, err = cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("status --prometheus with no wrapper: %v, want exit 3", err)
+	}
+	if m := testutil.ParsePrometheus(t, string(out)); m["haproxy_wrapper_up"] != 0 {
+		t.Errorf("status --prometheus with no wrapper: %v", m)
+	}
 }

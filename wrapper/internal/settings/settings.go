@@ -37,6 +37,7 @@ type Settings struct {
 	CheckConfig   bool          `envconfig:"HAPROXY_WRAPPER_CHECK" default:"false" desc:"also run 'haproxy -c' before each start and reload (a second parse of the configuration; off by default: the new generation's own load is the check, and a failed one never touches the serving generation)"`
 	MaxDraining   int           `envconfig:"HAPROXY_WRAPPER_MAX_DRAINING" default:"50" desc:"most old generations left draining; past it the oldest gets SIGTERM (like haproxy's mworker-max-reloads)"`
 	MaxDrainAge   time.Duration `envconfig:"HAPROXY_WRAPPER_MAX_DRAIN_AGE" default:"0s" desc:"an old generation still draining after this long gets SIGTERM (0: no limit; like hard-stop-after)"`
+	MetricsFile   string        `envconfig:"HAPROXY_WRAPPER_METRICS_FILE" desc:"write the Prometheus metrics of 'status --prometheus' to this file, atomically, after every change and every HAPROXY_WRAPPER_STATUS_INTERVAL (for node_exporter's textfile collector; name it *.prom)"`
 
 	// systemd's variables (read, never passed on to haproxy).
 	NotifySocket string `envconfig:"NOTIFY_SOCKET" desc:"set by systemd for Type=notify: path or @abstract"`
@@ -110,7 +111,8 @@ func (s *Settings) absolute() error {
 		v    *string
 	}{{"CONFIG", &s.Config}, {"PIDFILE", &s.PIDFile}, {"HAPROXY_STATS_SOCKET", &s.StatsSocket},
 		{"HAPROXY_BIN", &s.HAProxyBin}, {"HAPROXY_WRAPPER_CONTROL_SOCKET", &s.ControlSocket},
-		{"HAPROXY_WRAPPER_PIDFILE", &s.WrapperPID}, {"HAPROXY_WRAPPER_RUNTIME_DIR", &s.RuntimeDir}} {
+		{"HAPROXY_WRAPPER_PIDFILE", &s.WrapperPID}, {"HAPROXY_WRAPPER_RUNTIME_DIR", &s.RuntimeDir},
+		{"HAPROXY_WRAPPER_METRICS_FILE", &s.MetricsFile}} {
 		if *p.v == "" || filepath.IsAbs(*p.v) {
 			continue
 		}
@@ -127,7 +129,7 @@ func (s *Settings) absolute() error {
 // variable is present at all (so CONFIG="" is an error, CONFIG unset is not).
 func (s Settings) Validate(lookup func(string) (string, bool)) error {
 	for _, name := range []string{"CONFIG", "PIDFILE", "HAPROXY_STATS_SOCKET", "HAPROXY_BIN",
-		"HAPROXY_WRAPPER_CONTROL_SOCKET", "HAPROXY_WRAPPER_PIDFILE", "HAPROXY_WRAPPER_RUNTIME_DIR"} {
+		"HAPROXY_WRAPPER_CONTROL_SOCKET", "HAPROXY_WRAPPER_PIDFILE", "HAPROXY_WRAPPER_RUNTIME_DIR", "HAPROXY_WRAPPER_METRICS_FILE"} {
 		if v, ok := lookup(name); ok && strings.TrimSpace(v) == "" {
 			return fmt.Errorf("%s is set but empty: give it a value or unset it", name)
 		}
@@ -170,7 +172,7 @@ func HelpText() string {
 	var b strings.Builder
 	b.WriteString(`Usage: haproxy-systemd-wrapper [haproxy arguments...]
        haproxy-systemd-wrapper reload     ask the running wrapper to reload, wait for the outcome
-       haproxy-systemd-wrapper status [--json]
+       haproxy-systemd-wrapper status [--json | --prometheus]
        haproxy-systemd-wrapper version | --version
        haproxy-systemd-wrapper help | --help
 

@@ -30,6 +30,7 @@ type Report struct {
 	DrainingConns    int64          `json:"draining_connections"`
 	Generations      []GenReport    `json:"generations"`
 	Reloads          int            `json:"reloads"`
+	ReloadsFailed    int            `json:"reloads_failed"`
 	ReloadInProgress bool           `json:"reload_in_progress"`
 	ReloadPending    bool           `json:"reload_pending"`
 	LastReload       *ReloadRecord  `json:"last_reload,omitempty"`

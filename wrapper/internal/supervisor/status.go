@@ -15,7 +15,7 @@ import (
 func (s *Supervisor) report() status.Report {
 	r := status.Report{
 		WrapperVersion: s.cfg.Version, WrapperPID: os.Getpid(), HAProxyVersion: s.st.HAProxyVersion,
-		Mode: s.st.Mode.String(), Reloads: s.st.Reloads,
+		Mode: s.st.Mode.String(), Reloads: s.st.Reloads, ReloadsFailed: s.st.ReloadsFailed,
 		ReloadInProgress: s.phase == Reloading || s.phase == Upgrading, ReloadPending: s.st.Pending,
 		History: append([]status.ReloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
 		StatsSocket: s.cfg.Settings.StatsSocket, Stopping: s.phase == Stopping || s.phase == Done,
@@ -66,6 +66,49 @@ func (s *Supervisor) kickStatus() {
 	select {
 	case s.statusKck <- struct{}{}:
 	default:
+	}
+	select {
+	case s.metricsKck <- struct{}{}:
+	default:
+	}
+}
+
+// runMetrics writes HAPROXY_WRAPPER_METRICS_FILE after every state change and
+// every HAPROXY_WRAPPER_STATUS_INTERVAL, while the wrapper runs; at its end
+// the file says haproxy_wrapper_up 0, so that a scraper never keeps the last
+// figures of a wrapper that is gone. A write that fails is logged once.
+func (s *Supervisor) runMetrics(ctx context.Context) {
+	path := s.cfg.Settings.MetricsFile
+	if path == "" {
+		return
+	}
+	warned := false
+	write := func(b []byte) {
+		if err := status.WriteFileAtomic(path, b); err != nil {
+			if !warned {
+				logx.Warningf("%v: set HAPROXY_WRAPPER_METRICS_FILE to a path in a writable folder", err)
+				warned = true
+			}
+			return
+		}
+		warned = false
+	}
+	defer write([]byte(status.PrometheusDown()))
+	t := time.NewTicker(s.cfg.Settings.StatusPeriod)
+	defer t.Stop()
+	for {
+		r, ok := s.snapshot(ctx)
+		if !ok {
+			return
+		}
+		r.Fill()
+		write([]byte(status.Prometheus(&r)))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.metricsKck:
+		}
 	}
 }
 

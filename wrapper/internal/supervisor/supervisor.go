@@ -50,6 +50,7 @@ type state struct {
 	StartedAt       time.Time             `json:"started_at"`
 	History         []status.ReloadRecord `json:"history"`
 	Reloads         int                   `json:"reloads"`
+	ReloadsFailed   int                   `json:"reloads_failed"`
 	Pending         bool                  `json:"pending"`
 	ReloadStarted   time.Time             `json:"reload_started"`
 	Trigger         string                `json:"trigger"`
@@ -106,13 +107,14 @@ type Supervisor struct {
 	lastFailed     unix.WaitStatus // exit status of the last generation that failed to start
 	lostServing    bool            // the serving generation died during a reload
 
-	stopSig   unix.Signal
-	exitCode  int // -1 until decided
-	stopKill  *time.Timer
-	extend    *time.Ticker
-	statusKck chan struct{}
-	image     imageID
-	drainTick *time.Ticker // checks HAPROXY_WRAPPER_MAX_DRAIN_AGE
+	stopSig    unix.Signal
+	exitCode   int // -1 until decided
+	stopKill   *time.Timer
+	extend     *time.Ticker
+	statusKck  chan struct{}
+	metricsKck chan struct{}
+	image      imageID
+	drainTick  *time.Ticker // checks HAPROXY_WRAPPER_MAX_DRAIN_AGE
 }
 
 // New returns a supervisor for a first start.
@@ -125,8 +127,8 @@ func New(cfg Config) *Supervisor {
 		notify:    sdnotify.New(cfg.Settings.NotifySocket),
 		snapReqs:  make(chan chan status.Report),
 		exitCode:  -1,
-		statusKck: make(chan struct{}, 1),
-		image:     runningImage(),
+		statusKck: make(chan struct{}, 1), metricsKck: make(chan struct{}, 1),
+		image: runningImage(),
 	}
 	s.helperCtx, s.helperStop = context.WithCancel(context.Background())
 	s.ctl = cfg.Control
@@ -163,9 +165,10 @@ func (s *Supervisor) Run(resumed bool) int {
 		defer s.drainTick.Stop()
 	}
 	bgCtx, bgCancel := context.WithCancel(context.Background())
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go func() { defer s.bg.Done(); s.runStatus(bgCtx) }()
 	go func() { defer s.bg.Done(); s.runWatchdog(bgCtx) }()
+	go func() { defer s.bg.Done(); s.runMetrics(bgCtx) }()
 	code := s.loop()
 	bgCancel()
 	s.bg.Wait()
@@ -707,6 +710,9 @@ func (s *Supervisor) reloadSettled(ok bool, reason string, g *generation) {
 		rec.Gen = sv.Gen
 	}
 	s.st.Reloads++
+	if !ok {
+		s.st.ReloadsFailed++
+	}
 	s.st.History = append(s.st.History, rec)
 	if len(s.st.History) > historySize {
 		s.st.History = s.st.History[len(s.st.History)-historySize:]
