@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 BIN     := build/haproxy-systemd-wrapper
 RUN_DIR := $(CURDIR)/build/run
-UNITS   := haproxy.service haproxy@.service haproxy-forking.service haproxy-legacy.service haproxy.service.d.conf
+UNITS   := haproxy.service haproxy@.service haproxy-forking.service haproxy-legacy.service haproxy.service.d.conf haproxy-reload.path haproxy-reload.service
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build deps run test unit-test lint fuzz storm soak bench units install uninstall clean
@@ -110,6 +110,8 @@ install: build units
 	put 0755 $(BIN) $(SBINDIR)/haproxy-systemd-wrapper; \
 	put 0644 doc/haproxy-systemd-wrapper.8 $(MANDIR)/man8/haproxy-systemd-wrapper.8; \
 	put 0644 build/haproxy@.service $(UNITDIR)/haproxy@.service; \
+	put 0644 build/haproxy-reload.path $(UNITDIR)/haproxy-reload.path; \
+	put 0644 build/haproxy-reload.service $(UNITDIR)/haproxy-reload.service; \
 	if [ -n "$(PACKAGED_UNIT)" ]; then \
 		echo "$(PACKAGED_UNIT) belongs to a package: switching it to the wrapper with a drop-in"; \
 		put 0644 build/haproxy.service.d.conf $(UNITDIR)/haproxy.service.d/50-haproxy-systemd-wrapper.conf; \

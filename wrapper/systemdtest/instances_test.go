@@ -246,3 +246,60 @@ TimeoutStopSec=15s
 		t.Errorf("after stop: %s", FormatState(st))
 	}
 }
+
+// TestReloadOnConfigChangePath: with haproxy-reload.path enabled, an edit of
+// the configuration makes the new one serve, without a manual reload; a
+// broken edit leaves the old one serving, haproxy-reload.service fails and
+// haproxy.service's status says why.
+func TestReloadOnConfigChangePath(t *testing.T) {
+	f := setup(t, notifyKind(t))
+	s := f.s
+	s.WriteUnit("haproxy-reload.path", RenderUnit(t, "haproxy-reload.path.in"))
+	s.WriteUnit("haproxy-reload.service", RenderUnit(t, "haproxy-reload.service.in"))
+	s.WriteDropIn("haproxy-reload.path", "10-hsw-test.conf", fmt.Sprintf("[Path]\nPathChanged=\nPathChanged=%s\n", f.cfg))
+	s.DaemonReload()
+	defer func() {
+		if t.Failed() {
+			t.Logf("journal of haproxy-reload.service:\n%s", s.Journal("haproxy-reload.service"))
+		}
+	}()
+	main := mainPID(f.start())
+	if out, err := s.Systemctl("start", "haproxy-reload.path"); err != nil {
+		t.Fatalf("systemctl start haproxy-reload.path: %v: %s", err, out)
+	}
+	s.WaitState("haproxy-reload.path", 10*time.Second, "the path unit waiting", func(m map[string]string) bool {
+		return m["ActiveState"] == "active"
+	})
+
+	// An edit, written as editors do (a new file renamed over the old one).
+	replace := func(content string) {
+		t.Helper()
+		tmp := f.cfg + ".new"
+		writeFile(t, tmp, content)
+		if err := os.Rename(tmp, f.cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace(haproxyConfig(f.port, "config-b"))
+	WaitHTTP(t, f.port, "config-b", 15*time.Second)
+	if got := mainPID(f.state()); got != main {
+		t.Errorf("MainPID %d -> %d: the edit restarted instead of reloading", main, got)
+	}
+
+	// A broken edit: the reload fails, config-b keeps serving.
+	before := s.Show("haproxy-reload.service", "InvocationID")["InvocationID"]
+	replace(haproxyConfig(f.port, "config-c") + garbage)
+	st := s.WaitState("haproxy-reload.service", 15*time.Second, "the reload of the broken edit to fail", func(m map[string]string) bool {
+		return m["Result"] == "exit-code"
+	})
+	if s.Show("haproxy-reload.service", "InvocationID")["InvocationID"] == before {
+		t.Errorf("haproxy-reload.service did not run again for the broken edit: %s", FormatState(st))
+	}
+	if code, body, err := HTTPGet(f.port); err != nil || code != 200 || body != "config-b" {
+		t.Errorf("after the broken edit: %d %q %v, want config-b still serving", code, body, err)
+	}
+	text := f.state()["StatusText"]
+	if !strings.Contains(strings.ToLower(text), "failed") || !strings.Contains(text, garbageKeyword) {
+		t.Errorf("haproxy.service StatusText %q does not say why the reload failed (want %q)", text, garbageKeyword)
+	}
+}

@@ -22,7 +22,7 @@ func TestUnitsVerify(t *testing.T) {
 		t.Skip("systemd-analyze not installed")
 	}
 	dir := t.TempDir()
-	for _, name := range shippedUnits {
+	for _, name := range append(append([]string(nil), shippedUnits...), "haproxy-reload.path") {
 		p := filepath.Join(dir, instanceName(name))
 		writeFile(t, p, RenderUnit(t, name+".in"))
 		out, err := exec.Command(analyze, "verify", p).CombinedOutput()
@@ -34,7 +34,7 @@ func TestUnitsVerify(t *testing.T) {
 
 // shippedUnits are the units in contrib/systemd (templates rendered as
 // NAME.in).
-var shippedUnits = []string{"haproxy.service", "haproxy@.service", "haproxy-forking.service", "haproxy-legacy.service"}
+var shippedUnits = []string{"haproxy.service", "haproxy@.service", "haproxy-forking.service", "haproxy-legacy.service", "haproxy-reload.service"}
 
 // instanceName names a template's instance for the tools that need a
 // concrete unit ("haproxy@.service" -> "haproxy@hsw.service").
