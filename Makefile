@@ -12,28 +12,28 @@ RUN_DIR := $(CURDIR)/build/run
 UNITS   := haproxy.service haproxy@.service haproxy-forking.service haproxy-legacy.service haproxy.service.d.conf haproxy-reload.path haproxy-reload.service
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps run test unit-test lint fuzz storm soak bench units install uninstall clean
+.PHONY: all build deps run test unit-test lint fuzz storm soak bench units install uninstall deb clean
 
 all: build
 
 # A static binary (no cgo): it runs on any distribution release, and only
 # without cgo can it block signals on every thread over an upgrade's exec.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./wrapper
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION) $(LDFLAGS_EXTRA)" -o $(BIN) ./wrapper
 
 # deps installs what the wrapper and its tests need from Debian's packages
 # when it is missing: haproxy (its install script must not start a haproxy of
 # its own, hence the temporary policy-rc.d), systemd (for the real-systemd
-# tests), man-db (the man page's check) and python3-prometheus-client (a real
-# parser for the metrics' tests).
+# tests), man-db (the man page's check), python3-prometheus-client (a real
+# parser for the metrics' tests) and lintian (the package's check).
 deps:
 	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || [ ! -x /lib/systemd/systemd ] || ! command -v man >/dev/null 2>&1 \
-		|| [ ! -d /usr/lib/python3/dist-packages/prometheus_client ]; then \
-		echo "installing haproxy, systemd, man-db and python3-prometheus-client with apt-get"; \
+		|| [ ! -d /usr/lib/python3/dist-packages/prometheus_client ] || ! command -v lintian >/dev/null 2>&1; then \
+		echo "installing haproxy, systemd, man-db, python3-prometheus-client and lintian with apt-get"; \
 		set -e; made=0; \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
 		apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd man-db python3-prometheus-client >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd man-db python3-prometheus-client lintian >/dev/null; \
 		if [ $$made = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
 	@/usr/sbin/haproxy -v | head -1
@@ -131,6 +131,36 @@ uninstall:
 	while read -r f; do [ -n "$$f" ] || continue; rm -f "$(DESTDIR)$$f"; echo "removed $(DESTDIR)$$f"; done < "$$m"; \
 	for d in $(UNITDIR)/haproxy.service.d $(DOCDIR)/systemd $(DOCDIR); do \
 		[ ! -d "$(DESTDIR)$$d" ] || rmdir --ignore-fail-on-non-empty "$(DESTDIR)$$d"; done
+
+# deb: a Debian package built with dpkg-deb from this tree (no network):
+# the wrapper in /usr/sbin, the drop-in that switches Debian's haproxy.service
+# to it, haproxy@.service, haproxy-reload.path/.service, the man page; the
+# forking and legacy units and overwrite.conf as examples. Version from git
+# (0~gitDATE.HASH), Depends: haproxy. "lintian build/*.deb" checks it.
+DEB_MAINTAINER ?= haproxy-systemd-wrapper developers <haproxy-systemd-wrapper@users.noreply.github.com>
+DEB_VERSION    ?= 0~git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null || echo 0).$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+DEB_ARCH       := $(shell dpkg --print-architecture 2>/dev/null || $(GO) env GOARCH)
+DEB            := build/haproxy-systemd-wrapper_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb:
+	$(MAKE) build units SBINDIR=/usr/sbin LDFLAGS_EXTRA="-s -w"
+	@set -e; r=build/deb; rm -rf $$r; doc=$$r/usr/share/doc/haproxy-systemd-wrapper; u=$$r/usr/lib/systemd/system; \
+	install -D -m 0755 $(BIN) $$r/usr/sbin/haproxy-systemd-wrapper; \
+	install -D -m 0644 build/haproxy.service.d.conf $$u/haproxy.service.d/50-haproxy-systemd-wrapper.conf; \
+	for f in haproxy@.service haproxy-reload.path haproxy-reload.service; do install -D -m 0644 build/$$f $$u/$$f; done; \
+	install -d $$r/usr/share/man/man8; gzip -9n < doc/haproxy-systemd-wrapper.8 > $$r/usr/share/man/man8/haproxy-systemd-wrapper.8.gz; \
+	install -D -m 0644 contrib/debian/copyright $$doc/copyright; \
+	install -D -m 0644 contrib/debian/lintian-overrides $$r/usr/share/lintian/overrides/haproxy-systemd-wrapper; \
+	for f in haproxy-forking.service haproxy-legacy.service; do install -D -m 0644 build/$$f $$doc/examples/$$f; done; \
+	install -m 0644 contrib/systemd/overwrite.conf $$doc/examples/overwrite.conf; \
+	sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' -e "s|@COMMIT@|$$(git rev-parse HEAD 2>/dev/null || echo unknown)|" \
+		-e "s|@DATE@|$$(git log -1 --format=%cD 2>/dev/null || date -R)|" contrib/debian/changelog.in | gzip -9n > $$doc/changelog.gz; \
+	chmod 0644 $$doc/changelog.gz $$r/usr/share/man/man8/haproxy-systemd-wrapper.8.gz; \
+	install -d $$r/DEBIAN; install -m 0755 contrib/debian/postinst contrib/debian/postrm $$r/DEBIAN/; \
+	(cd $$r && find usr -type f | sort | xargs md5sum) > $$r/DEBIAN/md5sums; chmod 0644 $$r/DEBIAN/md5sums; \
+	sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@ARCH@|$(DEB_ARCH)|' -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' \
+		-e "s|@SIZE@|$$(du -sk --exclude=DEBIAN $$r | cut -f1)|" contrib/debian/control.in > $$r/DEBIAN/control; \
+	find $$r -type d -exec chmod 0755 {} +; \
+	dpkg-deb --root-owner-group -Zxz --build $$r $(DEB) >/dev/null; echo "built $(DEB)"
 
 clean:
 	rm -rf build

@@ -130,3 +130,78 @@ TimeoutStopSec=15s
 		}
 	}
 }
+
+// TestDebPackage builds the package with "make deb" (dpkg-deb, no network)
+// and checks it: lintian finds no error and no warning; it depends on
+// haproxy; it ships the drop-in for Debian's haproxy.service and never a
+// file named like one the haproxy package owns, nothing under /etc; its
+// wrapper runs.
+func TestDebPackage(t *testing.T) {
+	if _, err := exec.LookPath("lintian"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("lintian missing in CI: make deps installs it")
+		}
+		t.Skip("lintian not installed (apt-get install lintian)")
+	}
+	cmd := exec.Command("make", "-C", "../..", "deb")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	var deb string
+	for _, l := range strings.Split(string(out), "\n") {
+		if p, ok := strings.CutPrefix(l, "built "); ok {
+			deb = filepath.Join("../..", strings.TrimSpace(p))
+		}
+	}
+	if deb == "" {
+		t.Fatalf("make deb did not say what it built:\n%s", out)
+	}
+	lint := exec.Command("lintian", "--fail-on", "error,warning", deb)
+	lout, err := lint.CombinedOutput()
+	t.Logf("lintian %s:\n%s", filepath.Base(deb), lout)
+	if err != nil {
+		t.Errorf("lintian: %v", err)
+	}
+	if dep, err := exec.Command("dpkg-deb", "-f", deb, "Depends").Output(); err != nil || strings.TrimSpace(string(dep)) != "haproxy" {
+		t.Errorf("Depends: %q %v, want haproxy", dep, err)
+	}
+	list, err := exec.Command("dpkg-deb", "-c", deb).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, _ := exec.Command("dpkg", "-L", "haproxy").Output()
+	ownedSet := map[string]bool{}
+	for _, f := range strings.Fields(string(owned)) {
+		ownedSet[f] = true
+	}
+	var files []string
+	for _, l := range strings.Split(strings.TrimSpace(string(list)), "\n") {
+		fs := strings.Fields(l)
+		name := strings.TrimPrefix(fs[len(fs)-1], ".")
+		if strings.HasSuffix(name, "/") {
+			continue
+		}
+		files = append(files, name)
+		if strings.HasPrefix(name, "/etc/") || ownedSet[name] || ownedSet[strings.Replace(name, "/usr/lib/", "/lib/", 1)] {
+			t.Errorf("the package ships %s (under /etc, or a file of the haproxy package)", name)
+		}
+	}
+	for _, want := range []string{"/usr/sbin/haproxy-systemd-wrapper", "/usr/lib/systemd/system/haproxy.service.d/50-haproxy-systemd-wrapper.conf",
+		"/usr/lib/systemd/system/haproxy@.service", "/usr/share/man/man8/haproxy-systemd-wrapper.8.gz"} {
+		found := false
+		for _, f := range files {
+			found = found || f == want
+		}
+		if !found {
+			t.Errorf("the package lacks %s; it has:\n%s", want, strings.Join(files, "\n"))
+		}
+	}
+	x := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", deb, x).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v %s", err, out)
+	}
+	if out, err := exec.Command(filepath.Join(x, "usr/sbin/haproxy-systemd-wrapper"), "version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "haproxy-systemd-wrapper ") {
+		t.Errorf("the packaged wrapper's version: %v %q", err, out)
+	}
+}

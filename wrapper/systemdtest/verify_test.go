@@ -12,7 +12,9 @@ import (
 )
 
 // TestUnitsVerify renders every contrib unit the way "make units" does and
-// runs systemd-analyze verify on it (no systemd boot needed).
+// runs systemd-analyze verify on it (no systemd boot needed). verify also
+// opens each Documentation= man page: the project's own comes from doc/, as
+// installed.
 func TestUnitsVerify(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
@@ -22,10 +24,18 @@ func TestUnitsVerify(t *testing.T) {
 		t.Skip("systemd-analyze not installed")
 	}
 	dir := t.TempDir()
+	man := filepath.Join(t.TempDir(), "man")
+	page, err := os.ReadFile("../../doc/haproxy-systemd-wrapper.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(man, "man8", "haproxy-systemd-wrapper.8"), string(page))
 	for _, name := range append(append([]string(nil), shippedUnits...), "haproxy-reload.path") {
 		p := filepath.Join(dir, instanceName(name))
 		writeFile(t, p, RenderUnit(t, name+".in"))
-		out, err := exec.Command(analyze, "verify", p).CombinedOutput()
+		cmd := exec.Command(analyze, "verify", p)
+		cmd.Env = append(os.Environ(), "MANPATH="+man+":") // then the system's
+		out, err := cmd.CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "" {
 			t.Errorf("systemd-analyze verify %s: %v\n%s", name, err, out)
 		}
