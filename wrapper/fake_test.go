@@ -90,8 +90,10 @@ func TestLegacy17DsReadinessPipeAndSf(t *testing.T) {
 	if len(st) != 2 {
 		t.Fatalf("%d starts after a reload, want 2", len(st))
 	}
-	if got, want := strings.Join(st[1].Args, " "), "-Ds -sf "+itoa(first.Pid)+" -x "+stats; !strings.HasSuffix(got, want) {
-		t.Fatalf("reload argv = %q, want it to end with %q", got, want)
+	// -sf, and no -x: haproxy 1.7 does not know it (it would print its
+	// usage and exit 1 on every reload).
+	if got, want := strings.Join(st[1].Args, " "), "-Ds -sf "+itoa(first.Pid); !strings.HasSuffix(got, want) {
+		t.Fatalf("reload argv = %q, want it to end with %q (no -x before haproxy 1.8)", got, want)
 	}
 	if strings.Contains(w.out.String(), "re-executing") {
 		t.Fatalf("an ordinary reload re-executed the wrapper (it must stay in the same image)")
@@ -99,6 +101,72 @@ func TestLegacy17DsReadinessPipeAndSf(t *testing.T) {
 	w.signal(syscall.SIGTERM)
 	if code := w.waitExit(10 * time.Second); code != 0 {
 		t.Fatalf("exit code %d, want 0", code)
+	}
+}
+
+// TestLegacyFamilies runs each haproxy <= 1.7 family as the fake
+// impersonates it (SPEC §7) with HAPROXY_STATS_SOCKET set: 1.5.0-1.5.18 and
+// 1.6 (no readiness pipe: ready by the pid file), 1.5.19 and 1.7 (the pipe,
+// which also closes when haproxy exits). Each starts, reloads with -sf and
+// never -x, and stops; a reload whose new processes die at once fails, and
+// the old generation keeps serving.
+func TestLegacyFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		pipe    bool
+	}{
+		{"1.5.18", false}, {"1.6.9", false}, {"1.5.19", true}, {"1.7.11", true},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			f := newFake(t)
+			stats := filepath.Join(f.dir, "admin.sock")
+			ln, err := net.Listen("unix", stats)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			modeFile := filepath.Join(f.dir, "mode")
+			w := startWrapper(t, f.dir, wrapperOpts{env: f.env("FAKE_VERSION=HA-Proxy version "+tc.version+" 2018/01/01",
+				"HAPROXY_STATS_SOCKET="+stats, "FAKE_MODE_FILE="+modeFile, "HAPROXY_WRAPPER_START_TIMEOUT=10s")})
+			st := f.starts(t)
+			if len(st) != 1 {
+				t.Fatalf("%d starts, want 1", len(st))
+			}
+			if wantFD := map[bool]string{true: "3", false: ""}[tc.pipe]; st[0].WrapperFD != wantFD {
+				t.Errorf("HAPROXY_WRAPPER_FD=%q, want %q", st[0].WrapperFD, wantFD)
+			}
+			if r := w.status(); !r.Serving || r.PID != st[0].Pid {
+				t.Fatalf("after the start: serving %v pid %d, want pid %d", r.Serving, r.PID, st[0].Pid)
+			}
+
+			w.signal(syscall.SIGUSR2)
+			if r := w.waitReloads(1); r.LastReload == nil || !r.LastReload.OK {
+				t.Fatalf("reload: %+v", r.LastReload)
+			}
+			st = f.starts(t)
+			args := strings.Join(st[1].Args, " ")
+			if !strings.HasSuffix(args, "-Ds -sf "+itoa(st[0].Pid)) || strings.Contains(args, "-x") {
+				t.Fatalf("reload argv %q: want -Ds -sf %d and no -x", args, st[0].Pid)
+			}
+
+			// A new generation that dies at once: its pipe (if any)
+			// closes at its exit; the reload must fail, not succeed.
+			if err := os.WriteFile(modeFile, []byte("exit"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w.signal(syscall.SIGUSR2)
+			r := w.waitReloads(2)
+			if r.LastReload == nil || r.LastReload.OK {
+				t.Fatalf("a reload whose haproxy exited at once: %+v, want a failure", r.LastReload)
+			}
+			if !r.Serving || r.PID != st[1].Pid || !proc.Alive(st[1].Pid) {
+				t.Fatalf("after the failed reload: serving %v pid %d (alive %v), want generation pid %d serving", r.Serving, r.PID, proc.Alive(st[1].Pid), st[1].Pid)
+			}
+			w.signal(syscall.SIGTERM)
+			if code := w.waitExit(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0", code)
+			}
+		})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,7 +21,12 @@ import (
 //	FAKE_CHECK_RC  exit code of "haproxy -c" (default 0)
 //	FAKE_MODE      serve (default), crash (exit 3 after FAKE_DELAY), hang (never ready), exit (exit 2 at once),
 //	               stubborn (serves, ignores SIGTERM and SIGINT)
+//	FAKE_MODE_FILE a file whose content, when it exists, replaces FAKE_MODE at each start (one generation fails)
 //	FAKE_LOG       file that gets one JSON line per start: argv and what the environment held
+//
+// Like the real releases (SPEC §7): a version <= 1.7 refuses -x (usage, exit
+// 1); 1.5.0-1.5.18 and 1.6.x never touch HAPROXY_WRAPPER_FD (it closes only
+// when they exit); 1.5.19+ and 1.7 close it once started.
 type fakeStart struct {
 	Pid          int      `json:"pid"`
 	Args         []string `json:"args"`
@@ -60,6 +66,20 @@ func fakeHAProxy(args []string) int {
 		}
 	}
 	mode := os.Getenv("FAKE_MODE")
+	if p := os.Getenv("FAKE_MODE_FILE"); p != "" {
+		if b, err := os.ReadFile(p); err == nil {
+			mode = strings.TrimSpace(string(b))
+		}
+	}
+	major, minor, _ := fakeVersion()
+	if major == 1 && minor <= 7 {
+		for _, a := range args {
+			if a == "-x" {
+				fmt.Fprintln(os.Stderr, "Usage : haproxy [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <maxconn> ] [ -N <maxpconn> ]\n        [ -p <pidfile> ] [ -m <max megs> ] [ -C <dir> ] [-- <cfgfile>*]")
+				return 1
+			}
+		}
+	}
 	if mode == "exit" {
 		fmt.Fprintln(os.Stderr, "[ALERT] fake: cannot bind socket")
 		return 2
@@ -141,11 +161,29 @@ func fakeReady(args []string) {
 			}
 		}
 	}
-	if legacy {
+	major, minor, patch := fakeVersion()
+	pipe := major > 1 || minor >= 7 || minor == 5 && patch >= 19
+	if legacy && pipe {
 		if fd, err := strconv.Atoi(os.Getenv("HAPROXY_WRAPPER_FD")); err == nil {
 			syscall.Close(fd)
 		}
 	}
+}
+
+// fakeVersion is the release FAKE_VERSION announces (default 1.7.11).
+func fakeVersion() (major, minor, patch int) {
+	v := os.Getenv("FAKE_VERSION")
+	if v == "" {
+		return 1, 7, 11
+	}
+	m := regexp.MustCompile(`version (\d+)\.(\d+)(?:\.(\d+))?`).FindStringSubmatch(v)
+	if m == nil {
+		return 2, 6, 0
+	}
+	major, _ = strconv.Atoi(m[1])
+	minor, _ = strconv.Atoi(m[2])
+	patch, _ = strconv.Atoi(m[3])
+	return major, minor, patch
 }
 
 // fakeListener keeps the fake's listener open for its whole life.

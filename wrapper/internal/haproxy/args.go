@@ -143,7 +143,8 @@ func ChildArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, ready
 	} else {
 		out = append(out, "-f", readyCfg, "-db")
 	}
-	if len(oldPids) > 0 && statsSocket != "" {
+	// -x exists from haproxy 1.8 on: older ones print their usage and exit.
+	if len(oldPids) > 0 && statsSocket != "" && mode != ModeLegacy {
 		out = append(out, "-x", statsSocket)
 	}
 	return out
@@ -171,6 +172,28 @@ func ParseVersion(out string) (major, minor int, full string, err error) {
 	minor, _ = strconv.Atoi(m[2])
 	return major, minor, m[1] + "." + m[2] + m[3], nil
 }
+
+// LegacyPipe tells whether a haproxy <= 1.7 (full version, e.g. "1.5.18")
+// closes the HAPROXY_WRAPPER_FD pipe once started: 1.7.0 on, and 1.5.19 on
+// in the 1.5 branch (SPEC §7). 1.5.0-1.5.18 and 1.6.x never touch it: their
+// readiness is their pid file.
+func LegacyPipe(full string) bool {
+	m := legacyRe.FindStringSubmatch(full)
+	if m == nil {
+		return true
+	}
+	minor, _ := strconv.Atoi(m[1])
+	patch, _ := strconv.Atoi(m[2])
+	switch minor {
+	case 5:
+		return patch >= 19
+	case 6:
+		return false
+	}
+	return minor >= 7
+}
+
+var legacyRe = regexp.MustCompile(`^1\.(\d+)(?:\.(\d+))?`)
 
 // ModeFor chooses the start mode by haproxy's version.
 func ModeFor(major, minor int) StartMode {

@@ -161,6 +161,38 @@ func WaitPipeClosed(ctx context.Context, r *os.File) error {
 	}
 }
 
+// WaitPIDFileReady waits until haproxy (<= 1.7 without the readiness pipe,
+// generation pid) has written its pid file with the pids of its own
+// processes (pid itself or its children, alive): what "started" means for
+// haproxy 1.5.0-1.5.18 and 1.6. It returns an error when pid exits first.
+// The file is read with a short back-off (no event tells when haproxy
+// writes it; these releases are old and rare).
+func WaitPIDFileReady(ctx context.Context, pidFile string, pid int, alive func(int) bool, parentOf func(int) int, read func(string) ([]int, error)) ([]int, error) {
+	wait := time.Millisecond
+	for {
+		if !alive(pid) {
+			return nil, fmt.Errorf("haproxy pid %d exited before it wrote its pid file %s", pid, pidFile)
+		}
+		if pids, err := read(pidFile); err == nil && len(pids) > 0 {
+			ok := true
+			for _, p := range pids {
+				ok = ok && (p == pid || parentOf(p) == pid) && alive(p)
+			}
+			if ok {
+				return pids, nil
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(wait*2, 50*time.Millisecond)
+	}
+}
+
 // Listeners counts the listening sockets process pid holds (TCP in LISTEN
 // state, bound UDP, listening unix stream sockets), leaving out the unix
 // sockets at the paths in except (the wrapper's private readiness socket):

@@ -201,15 +201,17 @@ func (s *Supervisor) spawn(reload, noX bool) error {
 	env := proc.ChildEnv(os.Environ())
 	var pipeR *os.File
 	if s.st.Mode == haproxy.ModeLegacy {
-		r, w, err := os.Pipe()
-		if err != nil {
-			outR.Close()
-			return err
+		if !s.st.NoPipe {
+			r, w, err := os.Pipe()
+			if err != nil {
+				outR.Close()
+				return err
+			}
+			defer w.Close()
+			pipeR = r
+			files = append(files, w)
+			env = proc.SetEnv(env, proc.EnvWrapperFD, "3")
 		}
-		defer w.Close()
-		pipeR = r
-		files = append(files, w)
-		env = proc.SetEnv(env, proc.EnvWrapperFD, "3")
 	} else {
 		if err := os.MkdirAll(s.cfg.Settings.RuntimeDir, 0o700); err != nil {
 			outR.Close()
@@ -238,11 +240,25 @@ func (s *Supervisor) spawn(reload, noX bool) error {
 	logx.Infof("started haproxy generation %d, pid %d: %s", g.Gen, pid, strings.Join(argv, " "))
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Settings.StartTimeout)
 	g.cancel = cancel
+	legacy, pidFile := s.st.Mode == haproxy.ModeLegacy, s.cfg.Inv.PIDFile
 	s.helper(func() event {
 		var err error
-		if pipeR != nil {
-			err = haproxy.WaitPipeClosed(ctx, pipeR)
-		} else {
+		switch {
+		case legacy:
+			// haproxy <= 1.7: the pipe closes once it started, but also
+			// when it exits (1.5.19, 1.7): started means its pid file
+			// names its live processes too (1.5.0-1.5.18 and 1.6 have
+			// only that).
+			if pipeR != nil {
+				err = haproxy.WaitPipeClosed(ctx, pipeR)
+			}
+			if err == nil {
+				_, err = haproxy.WaitPIDFileReady(ctx, pidFile, pid, proc.Alive, proc.ParentOf, func(p string) ([]int, error) {
+					pids, _, err := proc.ReadPIDFile(p)
+					return pids, err
+				})
+			}
+		default:
 			err = haproxy.WaitAnswers(ctx, g.ReadySock, pid)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -45,6 +45,7 @@ type Config struct {
 type state struct {
 	HAProxyVersion  string                `json:"haproxy_version"`
 	Mode            haproxy.StartMode     `json:"mode"`
+	NoPipe          bool                  `json:"no_pipe"` // haproxy 1.5.0-1.5.18, 1.6: readiness by the pid file only
 	Gens            []*generation         `json:"gens"`
 	NextGen         int                   `json:"next_gen"`
 	StartedAt       time.Time             `json:"started_at"`
@@ -206,9 +207,14 @@ func (s *Supervisor) versionKnown(ev event) {
 	}
 	s.st.HAProxyVersion = ev.text
 	s.st.Mode = ev.mode
+	s.st.NoPipe = ev.mode == haproxy.ModeLegacy && !haproxy.LegacyPipe(ev.text)
 	s.st.StartedAt = time.Now()
 	s.st.Image = s.image
-	logx.Infof("haproxy %s (%s), start mode %s", ev.text, s.cfg.Bin, s.st.Mode)
+	ready := ""
+	if s.st.NoPipe {
+		ready = ", ready when its pid file names its live processes (no HAPROXY_WRAPPER_FD before 1.5.19 and in 1.6)"
+	}
+	logx.Infof("haproxy %s (%s), start mode %s%s", ev.text, s.cfg.Bin, s.st.Mode, ready)
 	s.notify.Status("starting haproxy " + ev.text)
 	s.startCheck(false)
 }
