@@ -135,8 +135,13 @@ func TestLegacyFamilies(t *testing.T) {
 			if wantFD := map[bool]string{true: "3", false: ""}[tc.pipe]; st[0].WrapperFD != wantFD {
 				t.Errorf("HAPROXY_WRAPPER_FD=%q, want %q", st[0].WrapperFD, wantFD)
 			}
-			if r := w.status(); !r.Serving || r.PID != st[0].Pid {
-				t.Fatalf("after the start: serving %v pid %d, want pid %d", r.Serving, r.PID, st[0].Pid)
+			r0 := w.status()
+			if !r0.Serving || r0.PID != st[0].Pid {
+				t.Fatalf("after the start: serving %v pid %d, want pid %d", r0.Serving, r0.PID, st[0].Pid)
+			}
+			// status names the processes that serve: the pid file's.
+			if g := r0.Generations; len(g) != 1 || len(g[0].Workers) != 1 || g[0].Workers[0] != st[0].Pid {
+				t.Errorf("status generations %+v: want the pid file's workers [%d]", g, st[0].Pid)
 			}
 
 			w.signal(syscall.SIGUSR2)

@@ -7,6 +7,7 @@ package status
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,7 +60,8 @@ type GenReport struct {
 	PID       int    `json:"pid"`
 	State     string `json:"state"` // starting, serving, draining
 	CurrConns int64  `json:"current_connections"`
-	Sock      string `json:"-"` // its readiness stats socket
+	Workers   []int  `json:"workers,omitempty"` // haproxy <= 1.7: the processes that serve (its pid file), pid being the -Ds parent
+	Sock      string `json:"-"`                 // its readiness stats socket
 }
 
 // Fill reads each generation's figures from its readiness socket (or, for
@@ -144,7 +146,15 @@ func (r Report) Text() string {
 		if g.CurrConns >= 0 {
 			conns = fmt.Sprint(g.CurrConns)
 		}
-		fmt.Fprintf(&b, "  generation %d pid %d %s, %s conns\n", g.Gen, g.PID, g.State, conns)
+		workers := ""
+		if len(g.Workers) > 0 {
+			ws := make([]string, len(g.Workers))
+			for i, w := range g.Workers {
+				ws[i] = strconv.Itoa(w)
+			}
+			workers = " (workers " + strings.Join(ws, ",") + ")"
+		}
+		fmt.Fprintf(&b, "  generation %d pid %d%s %s, %s conns\n", g.Gen, g.PID, workers, g.State, conns)
 	}
 	if r.StatsError != "" {
 		fmt.Fprintf(&b, "stats: %s\n", r.StatsError)

@@ -40,7 +40,8 @@ func (s *Supervisor) report() status.Report {
 		if g.Draining {
 			r.Draining++
 		}
-		r.Generations = append(r.Generations, status.GenReport{Gen: g.Gen, PID: g.Pid, State: state, CurrConns: -1, Sock: g.ReadySock})
+		r.Generations = append(r.Generations, status.GenReport{Gen: g.Gen, PID: g.Pid, State: state, CurrConns: -1, Sock: g.ReadySock,
+			Workers: append([]int(nil), g.Workers...)})
 	}
 	return r
 }
