@@ -12,7 +12,7 @@ RUN_DIR := $(CURDIR)/build/run
 UNITS   := haproxy.service haproxy@.service haproxy-forking.service haproxy-legacy.service haproxy.service.d.conf haproxy-reload.path haproxy-reload.service
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps run test unit-test lint fuzz storm soak bench units install uninstall deb clean
+.PHONY: all build deps run test matrix unit-test lint fuzz storm soak bench units install uninstall deb clean
 
 all: build
 
@@ -25,15 +25,16 @@ build:
 # when it is missing: haproxy (its install script must not start a haproxy of
 # its own, hence the temporary policy-rc.d), systemd (for the real-systemd
 # tests), man-db (the man page's check), python3-prometheus-client (a real
-# parser for the metrics' tests) and lintian (the package's check).
+# parser for the metrics' tests), lintian (the package's check) and
+# mmdebstrap (the Debian roots of make matrix).
 deps:
 	@if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ] || [ ! -x /lib/systemd/systemd ] || ! command -v man >/dev/null 2>&1 \
-		|| [ ! -d /usr/lib/python3/dist-packages/prometheus_client ] || ! command -v lintian >/dev/null 2>&1; then \
-		echo "installing haproxy, systemd, man-db, python3-prometheus-client and lintian with apt-get"; \
+		|| [ ! -d /usr/lib/python3/dist-packages/prometheus_client ] || ! command -v lintian >/dev/null 2>&1 || ! command -v mmdebstrap >/dev/null 2>&1; then \
+		echo "installing haproxy, systemd, man-db, python3-prometheus-client, lintian and mmdebstrap with apt-get"; \
 		set -e; made=0; \
 		if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made=1; fi; \
 		apt-get update -qq; \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd man-db python3-prometheus-client lintian >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy systemd man-db python3-prometheus-client lintian mmdebstrap >/dev/null; \
 		if [ $$made = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 	fi
 	@/usr/sbin/haproxy -v | head -1
@@ -55,6 +56,26 @@ reload status:
 test: deps lint
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) fuzz
+	$(MAKE) matrix
+
+# matrix: the unit tests under other Debian releases' own systemd and haproxy
+# (trixie: systemd 257, haproxy 3.0; sid: systemd 262, haproxy 3.2), booted
+# from minimal roots that mmdebstrap builds from the mirror in the machine's
+# apt sources, cached in HSW_ROOTS_DIR (default /var/cache/hsw-roots) for a
+# week. One line of figures per release; the full log in build/matrix-*.log.
+MATRIX_SUITES ?= trixie sid
+MATRIX_TESTS  := ^(TestStart|TestStartBrokenConfig|TestReloadUnderLoad|TestReloadBrokenConfig|TestStop|TestRestartAfterHAProxyKilled|TestTemplateInstancesUnderLoad|TestReloadOnConfigChangePath|TestStatusTextShowsLiveFigures|TestForkingUnitShowsLiveStatus|TestWrapperBinaryIsStatic)$$
+matrix: deps
+	@mkdir -p build; set -e; for s in $(MATRIX_SUITES); do \
+		log=build/matrix-$$s.log; \
+		if ! HSW_SUITE=$$s $(GO) test -count=1 -timeout 20m -run '$(MATRIX_TESTS)' -v ./wrapper/systemdtest > $$log 2>&1; then \
+			grep -E -- '--- FAIL|_test.go:[0-9]+:' $$log | head -40; echo "matrix $$s: FAILED (full log: $$log)"; exit 1; fi; \
+		hv=$$(grep -o -m1 'haproxy-systemd-wrapper: haproxy [^ ]* (' $$log | cut -d' ' -f3); \
+		sv=$$(grep -o -m1 'systemd [0-9][0-9]* ([^)]*)' $$log || true); \
+		pass=$$(grep -c -- '^    --- PASS\|^--- PASS' $$log); \
+		load=$$(grep -o 'load[^:]*: [0-9]* ok, [0-9]* failed' $$log | awk '{ok+=$$(NF-3); f+=$$(NF-1)} END {printf "%d requests, %d failed", ok+f, f}'); \
+		echo "matrix $$s: haproxy $$hv, $${sv:-systemd ?}: $$pass tests and subtests passed; under load during reloads: $$load"; \
+	done
 
 # unit-test: the packages' own tests only (no haproxy, no systemd needed).
 unit-test:

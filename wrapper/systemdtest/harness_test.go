@@ -108,6 +108,17 @@ func testMain(m *testing.M) int {
 	}
 	binDir = dir
 	skipReason = checkPrerequisites()
+	if suite := os.Getenv("HSW_SUITE"); suite != "" && skipReason == "" {
+		root, err := suiteRoot(suite)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "systemdtest:", err)
+			return 1
+		}
+		bootRoot = root
+		v, _ := exec.Command("chroot", root, "/usr/lib/systemd/systemd", "--version").Output()
+		first, _, _ := strings.Cut(string(v), "\n")
+		fmt.Fprintf(os.Stderr, "systemdtest: booting %s's own %s from %s\n", suite, first, root)
+	}
 	return m.Run()
 }
 
@@ -321,21 +332,38 @@ func Boot(t *testing.T) *Systemd {
 		writeFile(t, filepath.Join(s.UnitDir, n), c)
 	}
 
-	inner := strings.Join([]string{
-		"set -e",
-		"mount --make-rprivate /",
-		"mount -t tmpfs -o mode=0755 tmpfs /run",
+	// R is "" for the host's own systemd, else a Debian root (HSW_SUITE)
+	// whose own systemd boots, chrooted, with the host's /dev, /sys and
+	// network, and the test folders bound in at the same paths.
+	R, sysd, chroot := bootRoot, systemdBin, ""
+	lines := []string{"set -e", "mount --make-rprivate /"}
+	if R != "" {
+		sysd, chroot = "/usr/lib/systemd/systemd", "chroot "+R+" "
+		lines = append(lines,
+			"mount --bind "+R+" "+R,
+			"mount -t proc proc "+R+"/proc",
+			"mount --rbind /sys "+R+"/sys",
+			"mount --rbind /dev "+R+"/dev",
+			"mount -t tmpfs -o mode=1777 tmpfs "+R+"/tmp",
+			"mkdir -p "+R+s.UnitDir+" "+R+hostBase,
+			"mount --bind "+s.UnitDir+" "+R+s.UnitDir,
+			"mount --bind "+hostBase+" "+R+hostBase,
+		)
+	}
+	lines = append(lines,
+		"mount -t tmpfs -o mode=0755 tmpfs "+R+"/run",
 		// journald: no host kernel messages, no wall messages to the host.
-		"mkdir -p /run/systemd/journald.conf.d",
-		`printf '[Journal]\nReadKMsg=no\nForwardToSyslog=no\nForwardToKMsg=no\nForwardToConsole=no\nForwardToWall=no\n' > /run/systemd/journald.conf.d/hsw-test.conf`,
-		"mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup",
-		"mkdir -p /var/log/journal",
-		"mount -t tmpfs -o mode=0755 tmpfs /var/log/journal",
-		"mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system",
+		"mkdir -p "+R+"/run/systemd/journald.conf.d",
+		`printf '[Journal]\nReadKMsg=no\nForwardToSyslog=no\nForwardToKMsg=no\nForwardToConsole=no\nForwardToWall=no\n' > `+R+`/run/systemd/journald.conf.d/hsw-test.conf`,
+		"mount -t cgroup2 -o nsdelegate cgroup2 "+R+"/sys/fs/cgroup",
+		"mkdir -p "+R+"/var/log/journal",
+		"mount -t tmpfs -o mode=0755 tmpfs "+R+"/var/log/journal",
+		"mount -t tmpfs -o mode=0755 tmpfs "+R+"/etc/systemd/system",
 		fmt.Sprintf("exec env -i container=%s PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "+
-			"SYSTEMD_UNIT_PATH=/etc/systemd/system:%s %s --system --unit=%s --show-status=no",
-			name, s.UnitDir, systemdBin, bootTarget),
-	}, "\n")
+			"SYSTEMD_UNIT_PATH=/etc/systemd/system:%s %s%s --system --unit=%s --show-status=no",
+			name, s.UnitDir, chroot, sysd, bootTarget),
+	)
+	inner := strings.Join(lines, "\n")
 	// The outer shell moves itself into the cgroup, then becomes unshare.
 	s.cmd = exec.Command("/bin/sh", "-c",
 		`echo $$ > "$1/cgroup.procs" && exec unshare --pid --fork --kill-child --mount --propagation private --uts --ipc --cgroup --mount-proc /bin/sh -c "$2"`,
@@ -470,7 +498,9 @@ func (s *Systemd) removeCgroups() {
 func (s *Systemd) ExecTimeout(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	full := append([]string{"-t", strconv.Itoa(s.PID), "-m", "-p", "--"}, args...)
+	// -r -w: the booted root's own binaries (a Debian root's systemctl
+	// talks to its own systemd), from its root folder.
+	full := append([]string{"-t", strconv.Itoa(s.PID), "-m", "-p", "-r", "-w", "--"}, args...)
 	cmd := exec.CommandContext(ctx, "nsenter", full...)
 	cmd.Env = append(os.Environ(), "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0", "LC_ALL=C")
 	cmd.WaitDelay = time.Second
@@ -655,6 +685,11 @@ func (s *Systemd) CgroupProcs(controlGroup string) ([]int, error) {
 // ProcExe is the executable of a namespace pid (readlink /proc/PID/exe).
 func (s *Systemd) ProcExe(pid int) string {
 	exe, _ := os.Readlink(s.Path(fmt.Sprintf("/proc/%d/exe", pid)))
+	// Read from the host, the path of a process chrooted into a Debian
+	// root starts with that root.
+	if bootRoot != "" {
+		exe = strings.TrimPrefix(exe, bootRoot)
+	}
 	return exe
 }
 
