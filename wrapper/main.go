@@ -63,7 +63,7 @@ func isMetaFlag(a string) bool {
 
 func usageError(format string, a ...any) int {
 	fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: "+format+"\n", a...)
-	fmt.Fprint(os.Stderr, "usage: haproxy-systemd-wrapper [haproxy arguments...] | reload | status [--json|--prometheus] | version | help\n")
+	fmt.Fprint(os.Stderr, "usage: haproxy-systemd-wrapper [haproxy arguments...] | reload | status [--json|--prometheus] | last-reload | version | help\n")
 	return proc.ExitUsage
 }
 
@@ -97,8 +97,12 @@ func command(args []string) int {
 		if len(rest) > 1 || len(rest) == 1 && rest[0] != "--json" && rest[0] != "--prometheus" {
 			return usageError("status takes only --json or --prometheus, got %q", strings.Join(rest, " "))
 		}
+	case "last-reload":
+		if len(rest) > 0 {
+			return usageError("last-reload takes no argument, got %q", rest[0])
+		}
 	default:
-		return usageError("unknown command %q: use reload, status, version or help (haproxy options start with -)", cmd)
+		return usageError("unknown command %q: use reload, status, last-reload, version or help (haproxy options start with -)", cmd)
 	}
 	set, err := settings.Load()
 	if err != nil {
@@ -107,6 +111,9 @@ func command(args []string) int {
 	}
 	if cmd == "reload" {
 		return reloadCommand(set)
+	}
+	if cmd == "last-reload" {
+		return lastReloadCommand(set)
 	}
 	format := ""
 	if len(rest) == 1 {
@@ -128,6 +135,35 @@ func reloadCommand(set settings.Settings) int {
 	}
 	fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: reload failed: %s\n", strings.TrimPrefix(ans, "error "))
 	return proc.ExitStartFailed
+}
+
+// lastReloadCommand says how the last reload ended: exit 0 when it
+// succeeded (or there was none), 1 with haproxy's reason when it failed, 3
+// when no wrapper answers. For ExecReloadPost= of a Type=notify-reload unit:
+// systemd (>= 259) then fails "systemctl reload" when the reload failed,
+// which no notify message can do.
+func lastReloadCommand(set settings.Settings) int {
+	ans, err := control.RequestText(set.ControlSocket, "status json", 10*time.Second)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: last-reload: %v\n", err)
+		return 3
+	}
+	var r status.Report
+	if err := json.Unmarshal([]byte(ans), &r); err != nil {
+		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: last-reload: %s\n", strings.TrimSpace(strings.TrimPrefix(ans, "error ")))
+		return 3
+	}
+	switch l := r.LastReload; {
+	case l == nil:
+		fmt.Println("no reload yet")
+		return proc.ExitOK
+	case l.OK:
+		fmt.Printf("last reload ok: generation %d serving (%s ago)\n", r.Generation, time.Since(l.At).Round(time.Second))
+		return proc.ExitOK
+	default:
+		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: last reload failed (%s ago): %s\n", time.Since(l.At).Round(time.Second), l.Error)
+		return proc.ExitStartFailed
+	}
 }
 
 // statusCommand prints the status (format "", "--json" or "--prometheus");

@@ -38,6 +38,7 @@ func TestCommandsRefuseUnknownArguments(t *testing.T) {
 		{"status", "--prometheus", "--json"},
 		{"status", "--Prometheus"},
 		{"status", "--json", "extra"},
+		{"last-reload", "--now"},
 		{"version", "x"},
 		{"help", "x"},
 	} {
@@ -86,7 +87,7 @@ func TestManPageInStepWithHelp(t *testing.T) {
 			t.Errorf("%s is in the man page's ENVIRONMENT section but not in --help", v)
 		}
 	}
-	for _, cmd := range []string{"reload", "status", "version", "help", "--json", "--prometheus", "--version", "--help"} {
+	for _, cmd := range []string{"reload", "status", "last-reload", "version", "help", "--json", "--prometheus", "--version", "--help"} {
 		if !strings.Contains(help, cmd) {
 			t.Errorf("--help does not name %s", cmd)
 		}

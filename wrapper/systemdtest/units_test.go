@@ -91,7 +91,12 @@ TimeoutStopSec=15s
 
 func setup(t *testing.T, kind unitKind) *fixture {
 	t.Helper()
-	s := Boot(t)
+	return setupOn(t, Boot(t), kind)
+}
+
+// setupOn is setup on a systemd already booted.
+func setupOn(t *testing.T, s *Systemd, kind unitKind) *fixture {
+	t.Helper()
 	f := &fixture{t: t, s: s, kind: kind, dir: SharedTempDir(t), port: FreePort(t)}
 	f.cfg = filepath.Join(f.dir, "haproxy.cfg")
 	writeFile(t, f.cfg, haproxyConfig(f.port, "config-a"))
@@ -576,4 +581,60 @@ func TestOverwriteDropIn(t *testing.T) {
 			}
 		}
 	})
+}
+
+// systemdVersion is the booted systemd's version number.
+func systemdVersion(t *testing.T, s *Systemd) int {
+	t.Helper()
+	out, err := s.Systemctl("--version")
+	f := strings.Fields(out)
+	if err != nil || len(f) < 2 {
+		t.Fatalf("systemctl --version: %v %q", err, out)
+	}
+	v, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatalf("systemctl --version: %q", out)
+	}
+	return v
+}
+
+// TestNotifyReloadUnit: Type=notify-reload (systemd >= 253: make matrix runs
+// it under 257 and 262). systemd sends SIGUSR2 and waits for the wrapper's
+// RELOADING=1 ... READY=1, so a good reload serves when systemctl reload
+// returns; a broken one keeps the old configuration serving, and
+// ExecReloadPost= (systemd >= 259) makes systemctl reload fail with it,
+// while 253-258 ignore that line and return 0 (what each did is logged).
+func TestNotifyReloadUnit(t *testing.T) {
+	s := Boot(t)
+	v := systemdVersion(t, s)
+	if v < 253 {
+		t.Skipf("systemd %d: Type=notify-reload needs 253 or later (make matrix runs this under 257 and 262)", v)
+	}
+	k := unitKind{name: "notify-reload", template: "haproxy-notify-reload.service.in", sync: true}
+	f := setupOn(t, s, k)
+	main := mainPID(f.start())
+	writeFile(t, f.cfg, haproxyConfig(f.port, "config-b"))
+	if out, err := s.Systemctl("reload", unitName); err != nil {
+		t.Fatalf("systemctl reload: %v: %s", err, out)
+	}
+	if code, body, err := HTTPGet(f.port); err != nil || code != 200 || body != "config-b" {
+		t.Errorf("right after systemctl reload returned: %d %q %v, want config-b", code, body, err)
+	}
+	writeFile(t, f.cfg, haproxyConfig(f.port, "config-c")+garbage)
+	out, err := s.Systemctl("reload", unitName)
+	failed := err != nil
+	t.Logf("systemd %d: systemctl reload of a broken configuration: failed=%v (%v) %s", v, failed, err, out)
+	if v >= 259 && !failed {
+		t.Errorf("systemd %d: systemctl reload returned 0 for a failed reload: ExecReloadPost= should have failed it", v)
+	}
+	if code, body, err := HTTPGet(f.port); err != nil || code != 200 || body != "config-b" {
+		t.Errorf("after the broken reload: %d %q %v, want config-b still serving", code, body, err)
+	}
+	last, err := s.Exec("env", "HAPROXY_WRAPPER_CONTROL_SOCKET=/run/haproxy-systemd-wrapper/haproxy/control.sock", WrapperPath(), "last-reload")
+	if err == nil || !strings.Contains(last, garbageKeyword) {
+		t.Errorf("last-reload after the broken reload: %v %q, want a failure naming %s", err, last, garbageKeyword)
+	}
+	if st := f.state(); mainPID(st) != main || st["ActiveState"] != "active" {
+		t.Errorf("after the reloads: %s", FormatState(st))
+	}
 }

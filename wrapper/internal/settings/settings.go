@@ -173,6 +173,7 @@ func HelpText() string {
 	b.WriteString(`Usage: haproxy-systemd-wrapper [haproxy arguments...]
        haproxy-systemd-wrapper reload     ask the running wrapper to reload, wait for the outcome
        haproxy-systemd-wrapper status [--json | --prometheus]
+       haproxy-systemd-wrapper last-reload  exit 1 when the last reload failed (for ExecReloadPost=)
        haproxy-systemd-wrapper version | --version
        haproxy-systemd-wrapper help | --help
 
