@@ -184,6 +184,8 @@ type Systemd struct {
 	Cgroup string
 	// UnitDir is the host folder with the minimal unit set.
 	UnitDir string
+	// rootDir is the root it was chrooted into ("" for the host's).
+	rootDir string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -301,6 +303,22 @@ func cgroup2Mount() (string, error) {
 // Its teardown is registered with t.Cleanup.
 func Boot(t *testing.T) *Systemd {
 	t.Helper()
+	return boot(t, false)
+}
+
+// BootOverlay is Boot on a writable overlay of the Debian root (HSW_SUITE):
+// what the test changes there (a package installed) is dropped with the
+// boot, the cached root stays as it was.
+func BootOverlay(t *testing.T) *Systemd {
+	t.Helper()
+	if bootRoot == "" {
+		t.Fatal("BootOverlay needs a Debian root: HSW_SUITE")
+	}
+	return boot(t, true)
+}
+
+func boot(t *testing.T, overlay bool) *Systemd {
+	t.Helper()
 	requireSystemd(t)
 	for _, tool := range []string{"unshare", "nsenter", "systemctl", "journalctl"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -337,6 +355,14 @@ func Boot(t *testing.T) *Systemd {
 	// network, and the test folders bound in at the same paths.
 	R, sysd, chroot := bootRoot, systemdBin, ""
 	lines := []string{"set -e", "mount --make-rprivate /"}
+	if overlay {
+		ov := SharedTempDir(t)
+		lines = append(lines,
+			"mkdir -p "+ov+"/upper "+ov+"/work "+ov+"/root",
+			"mount -t overlay overlay -o lowerdir="+R+",upperdir="+ov+"/upper,workdir="+ov+"/work "+ov+"/root")
+		R = ov + "/root"
+	}
+	s.rootDir = R
 	if R != "" {
 		sysd, chroot = "/usr/lib/systemd/systemd", "chroot "+R+" "
 		lines = append(lines,
@@ -687,8 +713,8 @@ func (s *Systemd) ProcExe(pid int) string {
 	exe, _ := os.Readlink(s.Path(fmt.Sprintf("/proc/%d/exe", pid)))
 	// Read from the host, the path of a process chrooted into a Debian
 	// root starts with that root.
-	if bootRoot != "" {
-		exe = strings.TrimPrefix(exe, bootRoot)
+	if s.rootDir != "" {
+		exe = strings.TrimPrefix(exe, s.rootDir)
 	}
 	return exe
 }

@@ -143,20 +143,7 @@ func TestDebPackage(t *testing.T) {
 		}
 		t.Skip("lintian not installed (apt-get install lintian)")
 	}
-	cmd := exec.Command("make", "-C", "../..", "deb")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("make deb: %v\n%s", err, out)
-	}
-	var deb string
-	for _, l := range strings.Split(string(out), "\n") {
-		if p, ok := strings.CutPrefix(l, "built "); ok {
-			deb = filepath.Join("../..", strings.TrimSpace(p))
-		}
-	}
-	if deb == "" {
-		t.Fatalf("make deb did not say what it built:\n%s", out)
-	}
+	deb := buildDeb(t)
 	lint := exec.Command("lintian", "--fail-on", "error,warning", deb)
 	lout, err := lint.CombinedOutput()
 	t.Logf("lintian %s:\n%s", filepath.Base(deb), lout)
@@ -203,5 +190,108 @@ func TestDebPackage(t *testing.T) {
 	}
 	if out, err := exec.Command(filepath.Join(x, "usr/sbin/haproxy-systemd-wrapper"), "version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "haproxy-systemd-wrapper ") {
 		t.Errorf("the packaged wrapper's version: %v %q", err, out)
+	}
+}
+
+// buildDeb runs make deb and returns the package's path.
+func buildDeb(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("make", "-C", "../..", "deb").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make deb: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if p, ok := strings.CutPrefix(l, "built "); ok {
+			return filepath.Join("../..", strings.TrimSpace(p))
+		}
+	}
+	t.Fatalf("make deb did not say what it built:\n%s", out)
+	return ""
+}
+
+// TestDebInstallsInRoot (make matrix, HSW_SUITE=bookworm|trixie): the
+// package from make deb installs with dpkg into that Debian release's root
+// (an overlay, dropped afterwards) beside its haproxy package, which stays
+// unmodified (dpkg --verify); its drop-in switches the release's own
+// haproxy.service to the wrapper, which starts, reloads and stops there.
+func TestDebInstallsInRoot(t *testing.T) {
+	if bootRoot == "" {
+		t.Skip("needs a Debian root: HSW_SUITE=bookworm or trixie (make matrix)")
+	}
+	deb := buildDeb(t)
+	dir := SharedTempDir(t)
+	pkg := filepath.Join(dir, filepath.Base(deb))
+	b, err := os.ReadFile(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, pkg, string(b))
+	s := BootOverlay(t)
+	defer func() {
+		if t.Failed() {
+			t.Logf("journal:\n%s", s.Journal(unitName))
+		}
+	}()
+	if out, err := s.ExecTimeout(2*time.Minute, "dpkg", "-i", pkg); err != nil {
+		t.Fatalf("dpkg -i %s: %v\n%s", filepath.Base(pkg), err, out)
+	}
+	if out, err := s.Exec("dpkg", "--verify", "haproxy"); err != nil || out != "" {
+		t.Errorf("dpkg --verify haproxy after installing the package: %v\n%s", err, out)
+	}
+	if out, err := s.Exec("dpkg", "--verify", "haproxy-systemd-wrapper"); err != nil || out != "" {
+		t.Errorf("dpkg --verify haproxy-systemd-wrapper: %v\n%s", err, out)
+	}
+	// The release's own haproxy.service, read from the root's unit folder
+	// (the boot's unit path holds only the test units).
+	debianUnit, err := s.ReadFile("/usr/lib/systemd/system/haproxy.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropIn, err := s.ReadFile("/usr/lib/systemd/system/haproxy.service.d/50-haproxy-systemd-wrapper.conf")
+	if err != nil {
+		t.Fatalf("the package's drop-in: %v", err)
+	}
+	port := FreePort(t)
+	cfg := filepath.Join(dir, "local.cfg")
+	writeFile(t, cfg, haproxyConfig(port, "deb-1"))
+	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.WriteUnit(unitName, debianUnit)
+	s.WriteDropIn(unitName, "50-haproxy-systemd-wrapper.conf", dropIn)
+	s.WriteDropIn(unitName, "overwrite.conf", fmt.Sprintf(`[Service]
+Environment=CONFIG=%s
+BindReadOnlyPaths=
+BindReadOnlyPaths=/run/systemd/journal/dev-log:/var/lib/haproxy/dev/log
+RestartSec=100ms
+TimeoutStopSec=15s
+`, cfg))
+	s.DaemonReload()
+	if out, err := s.Systemctl("start", unitName); err != nil {
+		t.Fatalf("systemctl start: %v: %s\nstate: %s", err, out, FormatState(s.State(unitName)))
+	}
+	main := mainPID(s.State(unitName))
+	if exe := s.ProcExe(main); exe != "/usr/sbin/haproxy-systemd-wrapper" {
+		t.Errorf("MainPID %d runs %q, want the packaged /usr/sbin/haproxy-systemd-wrapper", main, exe)
+	}
+	WaitHTTP(t, port, "deb-1", 5*time.Second)
+	writeFile(t, cfg, haproxyConfig(port, "deb-2"))
+	if out, err := s.Systemctl("reload", unitName); err != nil {
+		t.Fatalf("systemctl reload: %v: %s", err, out)
+	}
+	if code, body, err := HTTPGet(port); err != nil || code != 200 || body != "deb-2" {
+		t.Errorf("after the reload: %d %q %v", code, body, err)
+	}
+	if out, err := s.Systemctl("stop", unitName); err != nil {
+		t.Fatalf("systemctl stop: %v: %s", err, out)
+	}
+	if st := s.State(unitName); st["Result"] != "success" {
+		t.Errorf("after stop: %s", FormatState(st))
+	}
+	if out, err := s.ExecTimeout(time.Minute, "dpkg", "-r", "haproxy-systemd-wrapper"); err != nil {
+		t.Errorf("dpkg -r: %v\n%s", err, out)
+	}
+	if _, err := s.ReadFile("/usr/sbin/haproxy-systemd-wrapper"); err == nil {
+		t.Errorf("the wrapper is still there after dpkg -r")
 	}
 }

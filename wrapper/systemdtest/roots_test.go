@@ -27,9 +27,9 @@ const rootMaxAge = 7 * 24 * time.Hour
 // is missing or old.
 func suiteRoot(suite string) (string, error) {
 	switch suite {
-	case "trixie", "sid":
+	case "bookworm", "trixie", "sid":
 	default:
-		return "", fmt.Errorf("HSW_SUITE=%q: want trixie or sid", suite)
+		return "", fmt.Errorf("HSW_SUITE=%q: want bookworm, trixie or sid", suite)
 	}
 	dir := os.Getenv("HSW_ROOTS_DIR")
 	if dir == "" {

@@ -72,7 +72,7 @@ func TestChildArgs(t *testing.T) {
 		want  string
 	}{
 		{"legacy first start", ModeLegacy, nil, "/s.sock", "-f /a.cfg -p /run/haproxy.pid -Ds"},
-		{"legacy reload", ModeLegacy, []int{10, 11}, "/s.sock", "-f /a.cfg -p /run/haproxy.pid -Ds -sf 10 11 -x /s.sock"},
+		{"legacy reload: -sf, never -x (haproxy <= 1.7 does not know it)", ModeLegacy, []int{10, 11}, "/s.sock", "-f /a.cfg -p /run/haproxy.pid -Ds -sf 10 11"},
 		{"legacy reload without stats socket", ModeLegacy, []int{10}, "", "-f /a.cfg -p /run/haproxy.pid -Ds -sf 10"},
 		{"foreground first start", ModeForeground, nil, "/s.sock", "-f /a.cfg -f /rt/gen-1.cfg -db"},
 		{"foreground reload", ModeForeground, []int{7, 9}, "/s.sock", "-f /a.cfg -f /rt/gen-1.cfg -db -x /s.sock"},
@@ -115,6 +115,15 @@ func TestParseVersion(t *testing.T) {
 		}
 		if major != tt.major || minor != tt.minor || full != tt.full || ModeFor(major, minor) != tt.mode {
 			t.Errorf("%q: got %d.%d %q %v, want %d.%d %q %v", tt.out, major, minor, full, ModeFor(major, minor), tt.major, tt.minor, tt.full, tt.mode)
+		}
+	}
+}
+
+func TestLegacyPipe(t *testing.T) {
+	for v, want := range map[string]bool{"1.5.0": false, "1.5.18": false, "1.5.19": true, "1.5.27": true,
+		"1.6.0": false, "1.6.16": false, "1.7.0": true, "1.7.14": true, "1.5": false, "1.5-dev19": false} {
+		if got := LegacyPipe(v); got != want {
+			t.Errorf("LegacyPipe(%q) = %v, want %v", v, got, want)
 		}
 	}
 }
