@@ -719,6 +719,18 @@ func (s *Systemd) ProcExe(pid int) string {
 	return exe
 }
 
+// WaitExe waits (5 s at most) until pid runs want and returns what it runs:
+// a Type=simple unit is "active" as soon as systemd forked, and systemd
+// >= 255 forks systemd-executor, which only then executes the service.
+func (s *Systemd) WaitExe(pid int, want string) (string, bool) {
+	var exe string
+	err := waitFor(5*time.Second, 10*time.Millisecond, func() (bool, string) {
+		exe = s.ProcExe(pid)
+		return exe == want, "runs " + exe
+	})
+	return exe, err == nil
+}
+
 // ProcComm is /proc/PID/comm of a namespace pid.
 func (s *Systemd) ProcComm(pid int) string {
 	c, _ := s.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))

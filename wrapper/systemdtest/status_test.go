@@ -300,7 +300,7 @@ func TestWatchdogRestartsHungHAProxy(t *testing.T) {
 		return p != 0 && p != main && n >= 1 && m["ActiveState"] == "active" && m["SubState"] == "running"
 	})
 	t.Logf("%v after SIGSTOP: %s (MainPID before %d)", time.Since(stoppedAt).Round(time.Millisecond), FormatState(st2), main)
-	if exe := f.s.ProcExe(mainPID(st2)); exe != WrapperPath() {
+	if exe, ok := f.s.WaitExe(mainPID(st2), WrapperPath()); !ok {
 		t.Errorf("new MainPID %d runs %q, want the wrapper", mainPID(st2), exe)
 	}
 

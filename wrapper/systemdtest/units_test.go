@@ -162,7 +162,7 @@ func (f *fixture) start() map[string]string {
 	if pid == 0 {
 		t.Fatalf("after start: MainPID=0: %s", FormatState(st))
 	}
-	if exe := f.s.ProcExe(pid); exe != WrapperPath() {
+	if exe, ok := f.s.WaitExe(pid, WrapperPath()); !ok {
 		t.Errorf("MainPID %d runs %q (comm %q, cmdline %q), want the wrapper %s",
 			pid, exe, f.s.ProcComm(pid), f.s.ProcCmdline(pid), WrapperPath())
 	}
@@ -517,7 +517,7 @@ func TestRestartAfterHAProxyKilled(t *testing.T) {
 		if n, _ := strconv.Atoi(st2["NRestarts"]); n < 1 {
 			t.Errorf("NRestarts=%q, want >= 1", st2["NRestarts"])
 		}
-		if exe := f.s.ProcExe(mainPID(st2)); exe != WrapperPath() {
+		if exe, ok := f.s.WaitExe(mainPID(st2), WrapperPath()); !ok {
 			t.Errorf("new MainPID %d runs %q, want the wrapper", mainPID(st2), exe)
 		}
 		WaitHTTP(t, f.port, "config-a", 10*time.Second)
