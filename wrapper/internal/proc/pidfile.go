@@ -44,15 +44,24 @@ func ReadPIDFile(path string) ([]int, []string, error) {
 	return pids, garbage, nil
 }
 
-// WritePIDFile writes one pid per line atomically: a temporary file in the
-// same folder, then rename, so a reader never sees half a file. A symlink at
-// path is replaced, not followed.
+// WritePIDFile writes one pid per line atomically (WriteFileAtomic).
 func WritePIDFile(path string, pids []int) error {
 	var b strings.Builder
 	for _, p := range pids {
 		b.WriteString(strconv.Itoa(p))
 		b.WriteByte('\n')
 	}
+	if err := WriteFileAtomic(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write pid file %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces path with data: a new file of a random name in the
+// same folder (created exclusively: nothing planted there is followed or
+// written through), then renamed over path, so that a reader never sees
+// half a file; a symlink at path is replaced, not followed.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -60,23 +69,22 @@ func WritePIDFile(path string, pids []int) error {
 		if errors.As(err, &pe) {
 			err = fmt.Errorf("folder %s: %w", dir, pe.Err)
 		}
-		return fmt.Errorf("write pid file %s: %w", path, err)
+		return err
 	}
 	tmp := f.Name()
-	_, werr := f.WriteString(b.String())
-	cerr := f.Close()
-	if werr == nil {
+	_, werr := f.Write(data)
+	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
 	if werr == nil {
-		werr = os.Chmod(tmp, 0o644)
+		werr = os.Chmod(tmp, mode)
 	}
 	if werr == nil {
 		werr = os.Rename(tmp, path)
 	}
 	if werr != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("write pid file %s: %w", path, werr)
+		return werr
 	}
 	return nil
 }

@@ -89,3 +89,30 @@ func TestFilterOwn(t *testing.T) {
 		t.Fatalf("got %v %v", mine, foreign)
 	}
 }
+
+// TestWriteFileAtomicNeverFollows: a symlink at the target is replaced, its
+// target never written; temporary names are random, so nothing planted is
+// written through.
+func TestWriteFileAtomicNeverFollows(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	target := filepath.Join(dir, "m.prom")
+	os.Symlink(victim, target)
+	if err := WriteFileAtomic(target, []byte("x 1\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the symlink's target was written: %q", b)
+	}
+	fi, err := os.Lstat(target)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o640 {
+		t.Errorf("target after the write: %v %v, want a regular file, mode 0640", fi, err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "x 1\n" {
+		t.Errorf("target content %q", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+}

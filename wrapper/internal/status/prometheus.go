@@ -1,14 +1,9 @@
 package status
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // Prometheus renders the report in Prometheus' text exposition format
@@ -84,30 +79,4 @@ func PrometheusDown() string {
 // labelValue escapes a label value (backslash, double quote, newline).
 func labelValue(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
-}
-
-// WriteFileAtomic replaces path with data: a new file in the same folder
-// (created exclusively, never through a symlink), then renamed over path, so
-// that a reader (node_exporter) never sees half a file and nothing planted
-// in the folder is followed or overwritten in place.
-func WriteFileAtomic(path string, data []byte) error {
-	dir, base := filepath.Split(path)
-	tmp := filepath.Join(dir, "."+base+".tmp-"+strconv.Itoa(os.Getpid()))
-	_ = unix.Unlink(tmp) // a leftover of this very pid (a crash) or a plant: never written through
-	fd, err := unix.Open(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return fmt.Errorf("metrics file %s: %w", tmp, err)
-	}
-	f := os.NewFile(uintptr(fd), tmp)
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("metrics file %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("metrics file %s: %w", path, err)
-	}
-	return nil
 }

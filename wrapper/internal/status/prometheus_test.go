@@ -1,10 +1,6 @@
 package status
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -69,28 +65,3 @@ func TestPrometheusParses(t *testing.T) {
 		t.Errorf("down: %v", m)
 	}
 }
-
-// TestWriteFileAtomicNeverFollows: a symlink planted where the temporary
-// file goes, or at the target, is never written through.
-func TestWriteFileAtomicNeverFollows(t *testing.T) {
-	dir := t.TempDir()
-	victim := filepath.Join(dir, "victim")
-	os.WriteFile(victim, []byte("keep"), 0o644)
-	target := filepath.Join(dir, "m.prom")
-	os.Symlink(victim, target)
-	os.Symlink(victim, filepath.Join(dir, ".m.prom.tmp-"+itoa(os.Getpid())))
-	if err := WriteFileAtomic(target, []byte("x 1\n")); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(victim); string(b) != "keep" {
-		t.Errorf("the symlinks' target was written: %q", b)
-	}
-	if fi, err := os.Lstat(target); err != nil || !fi.Mode().IsRegular() {
-		t.Errorf("target after the write: %v %v, want a regular file", fi, err)
-	}
-	if b, _ := os.ReadFile(target); !strings.HasPrefix(string(b), "x 1") {
-		t.Errorf("target content %q", b)
-	}
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/sdnotify"
 	"haproxy-systemd-wrapper/wrapper/internal/status"
 )
@@ -85,9 +86,9 @@ func (s *Supervisor) runMetrics(ctx context.Context) {
 	}
 	warned := false
 	write := func(b []byte) {
-		if err := status.WriteFileAtomic(path, b); err != nil {
+		if err := proc.WriteFileAtomic(path, b, 0o644); err != nil {
 			if !warned {
-				logx.Warningf("%v: set HAPROXY_WRAPPER_METRICS_FILE to a path in a writable folder", err)
+				logx.Warningf("metrics file %s: %v: set HAPROXY_WRAPPER_METRICS_FILE to a path in a writable folder", path, err)
 				warned = true
 			}
 			return
