@@ -69,58 +69,10 @@ func TestInstallBesideDebianPackage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := FreePort(t)
-	cfg := filepath.Join(prefix, "local.cfg")
-	writeFile(t, cfg, haproxyConfig(port, "installed-1"))
-	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	s.WriteUnit(unitName, string(debianUnit))
-	s.WriteDropIn(unitName, "50-haproxy-systemd-wrapper.conf", string(installed))
-	// Debian's unit binds /dev/log into the chroot; this boot shares the
-	// host's /dev, which has none (TestDebianStockConfigHardened): the same
-	// bind from journald's socket, as a local drop-in would.
-	s.WriteDropIn(unitName, "overwrite.conf", fmt.Sprintf(`[Service]
-Environment=CONFIG=%s
-BindReadOnlyPaths=
-BindReadOnlyPaths=/run/systemd/journal/dev-log:/var/lib/haproxy/dev/log
-RestartSec=100ms
-TimeoutStopSec=15s
-`, cfg))
-	s.DaemonReload()
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal:\n%s", s.Journal(unitName))
-		}
-	}()
-	cat, err := s.Systemctl("cat", unitName)
-	if err != nil || !strings.Contains(cat, filepath.Join(prefix, "sbin/haproxy-systemd-wrapper")+" -f $CONFIG") || !strings.Contains(cat, "/usr/sbin/haproxy -Ws") {
-		t.Errorf("systemctl cat %s does not show Debian's unit switched to the wrapper (%v):\n%s", unitName, err, cat)
-	}
-	if out, err := s.Systemctl("start", unitName); err != nil {
-		t.Fatalf("systemctl start: %v: %s\nstate: %s", err, out, FormatState(s.State(unitName)))
-	}
-	main := mainPID(s.State(unitName))
-	if exe := s.ProcExe(main); exe != filepath.Join(prefix, "sbin/haproxy-systemd-wrapper") {
-		t.Errorf("MainPID %d runs %q, want the installed wrapper", main, exe)
-	}
-	WaitHTTP(t, port, "installed-1", 5*time.Second)
-	// Debian's unit passes "-S /run/haproxy-master.sock" in $EXTRAOPTS.
-	if j, ok := s.WaitJournal(unitName, "-S /run/haproxy-master.sock: ignored", 5*time.Second); !ok {
-		t.Errorf("no line about Debian's -S in the journal:\n%s", j)
-	}
-	writeFile(t, cfg, haproxyConfig(port, "installed-2"))
-	if out, err := s.Systemctl("reload", unitName); err != nil {
-		t.Fatalf("systemctl reload: %v: %s", err, out)
-	}
-	if code, body, err := HTTPGet(port); err != nil || code != 200 || body != "installed-2" {
-		t.Errorf("after the reload: %d %q %v", code, body, err)
-	}
-	if out, err := s.Systemctl("stop", unitName); err != nil {
-		t.Fatalf("systemctl stop: %v: %s", err, out)
-	}
-	if st := s.State(unitName); st["Result"] != "success" {
-		t.Errorf("after stop: %s", FormatState(st))
+	wrapper := filepath.Join(prefix, "sbin/haproxy-systemd-wrapper")
+	cat := runSwitchedUnit(t, s, string(debianUnit), string(installed), prefix, wrapper)
+	if !strings.Contains(cat, wrapper+" -f $CONFIG") || !strings.Contains(cat, "/usr/sbin/haproxy -Ws") {
+		t.Errorf("systemctl cat %s does not show Debian's unit switched to the wrapper:\n%s", unitName, cat)
 	}
 
 	t.Logf("make uninstall:\n%s", mk("uninstall"))
@@ -227,11 +179,6 @@ func TestDebInstallsInRoot(t *testing.T) {
 	}
 	writeFile(t, pkg, string(b))
 	s := BootOverlay(t)
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal:\n%s", s.Journal(unitName))
-		}
-	}()
 	if out, err := s.ExecTimeout(2*time.Minute, "dpkg", "-i", pkg); err != nil {
 		t.Fatalf("dpkg -i %s: %v\n%s", filepath.Base(pkg), err, out)
 	}
@@ -251,14 +198,33 @@ func TestDebInstallsInRoot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the package's drop-in: %v", err)
 	}
+	runSwitchedUnit(t, s, debianUnit, dropIn, dir, "/usr/sbin/haproxy-systemd-wrapper")
+	if out, err := s.ExecTimeout(time.Minute, "dpkg", "-r", "haproxy-systemd-wrapper"); err != nil {
+		t.Errorf("dpkg -r: %v\n%s", err, out)
+	}
+	if _, err := s.ReadFile("/usr/sbin/haproxy-systemd-wrapper"); err == nil {
+		t.Errorf("the wrapper is still there after dpkg -r")
+	}
+}
+
+// runSwitchedUnit runs Debian's haproxy.service (debianUnit) with the
+// wrapper's drop-in (dropIn) and a local overwrite.conf that sets CONFIG to a
+// test configuration in dir, under s: it starts with the wrapper at wantExe
+// as its main process and serves, names the -S of Debian's $EXTRAOPTS,
+// reloads, stops. It returns systemctl cat's text.
+func runSwitchedUnit(t *testing.T, s *Systemd, debianUnit, dropIn, dir, wantExe string) string {
+	t.Helper()
 	port := FreePort(t)
 	cfg := filepath.Join(dir, "local.cfg")
-	writeFile(t, cfg, haproxyConfig(port, "deb-1"))
+	writeFile(t, cfg, haproxyConfig(port, "switched-1"))
 	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	s.WriteUnit(unitName, debianUnit)
 	s.WriteDropIn(unitName, "50-haproxy-systemd-wrapper.conf", dropIn)
+	// Debian's unit binds /dev/log into the chroot; this boot shares the
+	// host's /dev, which has none (TestDebianStockConfigHardened): the same
+	// bind from journald's socket, as a local drop-in would.
 	s.WriteDropIn(unitName, "overwrite.conf", fmt.Sprintf(`[Service]
 Environment=CONFIG=%s
 BindReadOnlyPaths=
@@ -267,19 +233,29 @@ RestartSec=100ms
 TimeoutStopSec=15s
 `, cfg))
 	s.DaemonReload()
+	defer func() {
+		if t.Failed() {
+			t.Logf("journal:\n%s", s.Journal(unitName))
+		}
+	}()
+	cat, _ := s.Systemctl("cat", unitName)
 	if out, err := s.Systemctl("start", unitName); err != nil {
 		t.Fatalf("systemctl start: %v: %s\nstate: %s", err, out, FormatState(s.State(unitName)))
 	}
 	main := mainPID(s.State(unitName))
-	if exe := s.ProcExe(main); exe != "/usr/sbin/haproxy-systemd-wrapper" {
-		t.Errorf("MainPID %d runs %q, want the packaged /usr/sbin/haproxy-systemd-wrapper", main, exe)
+	if exe, ok := s.WaitExe(main, wantExe); !ok {
+		t.Errorf("MainPID %d runs %q, want %s", main, exe, wantExe)
 	}
-	WaitHTTP(t, port, "deb-1", 5*time.Second)
-	writeFile(t, cfg, haproxyConfig(port, "deb-2"))
+	WaitHTTP(t, port, "switched-1", 5*time.Second)
+	// Debian's unit passes "-S /run/haproxy-master.sock" in $EXTRAOPTS.
+	if j, ok := s.WaitJournal(unitName, "-S /run/haproxy-master.sock: ignored", 5*time.Second); !ok {
+		t.Errorf("no line about Debian's -S in the journal:\n%s", j)
+	}
+	writeFile(t, cfg, haproxyConfig(port, "switched-2"))
 	if out, err := s.Systemctl("reload", unitName); err != nil {
 		t.Fatalf("systemctl reload: %v: %s", err, out)
 	}
-	if code, body, err := HTTPGet(port); err != nil || code != 200 || body != "deb-2" {
+	if code, body, err := HTTPGet(port); err != nil || code != 200 || body != "switched-2" {
 		t.Errorf("after the reload: %d %q %v", code, body, err)
 	}
 	if out, err := s.Systemctl("stop", unitName); err != nil {
@@ -288,10 +264,5 @@ TimeoutStopSec=15s
 	if st := s.State(unitName); st["Result"] != "success" {
 		t.Errorf("after stop: %s", FormatState(st))
 	}
-	if out, err := s.ExecTimeout(time.Minute, "dpkg", "-r", "haproxy-systemd-wrapper"); err != nil {
-		t.Errorf("dpkg -r: %v\n%s", err, out)
-	}
-	if _, err := s.ReadFile("/usr/sbin/haproxy-systemd-wrapper"); err == nil {
-		t.Errorf("the wrapper is still there after dpkg -r")
-	}
+	return cat
 }
