@@ -63,25 +63,25 @@ func (s *Supervisor) snapshot(ctx context.Context) (status.Report, bool) {
 	}
 }
 
-// kickStatus asks for a STATUS= refresh soon (after a state change).
+// kickStatus asks for a STATUS= and metrics refresh soon (after a state
+// change).
 func (s *Supervisor) kickStatus() {
 	select {
 	case s.statusKck <- struct{}{}:
 	default:
 	}
-	select {
-	case s.metricsKck <- struct{}{}:
-	default:
-	}
 }
 
-// runMetrics writes HAPROXY_WRAPPER_METRICS_FILE after every state change and
-// every HAPROXY_WRAPPER_STATUS_INTERVAL, while the wrapper runs; at its end
-// the file says haproxy_wrapper_up 0, so that a scraper never keeps the last
-// figures of a wrapper that is gone. A write that fails is logged once.
-func (s *Supervisor) runMetrics(ctx context.Context) {
-	path := s.cfg.Settings.MetricsFile
-	if path == "" {
+// runStatus refreshes, every HAPROXY_WRAPPER_STATUS_INTERVAL and after every
+// state change, from one report (one "show info" per generation) both the
+// STATUS= line, while the notify socket is set, and the metrics file, when
+// HAPROXY_WRAPPER_METRICS_FILE is. STATUS= says nothing during a reload (the
+// serving generation's line stays) and after a stop began. At its end the
+// metrics file says haproxy_wrapper_up 0, so that a scraper never keeps the
+// last figures of a wrapper that is gone; a write that fails is logged once.
+func (s *Supervisor) runStatus(ctx context.Context) {
+	notify, path := s.notify.Addr() != "", s.cfg.Settings.MetricsFile
+	if !notify && path == "" {
 		return
 	}
 	warned := false
@@ -95,7 +95,9 @@ func (s *Supervisor) runMetrics(ctx context.Context) {
 		}
 		warned = false
 	}
-	defer write([]byte(status.PrometheusDown()))
+	if path != "" {
+		defer write([]byte(status.PrometheusDown()))
+	}
 	t := time.NewTicker(s.cfg.Settings.StatusPeriod)
 	defer t.Stop()
 	for {
@@ -103,39 +105,22 @@ func (s *Supervisor) runMetrics(ctx context.Context) {
 		if !ok {
 			return
 		}
-		r.Fill()
-		write([]byte(status.Prometheus(&r)))
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-s.metricsKck:
+		line := notify && !r.Stopping && r.Serving
+		if line || path != "" {
+			r.Fill()
 		}
-	}
-}
-
-// runStatus refreshes STATUS= every HAPROXY_WRAPPER_STATUS_INTERVAL and after
-// every state change, while the notify socket is set. It says nothing during
-// a reload (the serving generation's line stays) and after a stop began.
-func (s *Supervisor) runStatus(ctx context.Context) {
-	if s.notify.Addr() == "" {
-		return
-	}
-	t := time.NewTicker(s.cfg.Settings.StatusPeriod)
-	defer t.Stop()
-	for {
+		if line {
+			s.notify.Status(r.Line())
+		}
+		if path != "" {
+			write([]byte(status.Prometheus(&r)))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.statusKck:
 		}
-		r, ok := s.snapshot(ctx)
-		if !ok || r.Stopping || !r.Serving {
-			continue
-		}
-		r.Fill()
-		s.notify.Status(r.Line())
 	}
 }
 

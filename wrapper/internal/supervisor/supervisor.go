@@ -108,14 +108,13 @@ type Supervisor struct {
 	lastFailed     unix.WaitStatus // exit status of the last generation that failed to start
 	lostServing    bool            // the serving generation died during a reload
 
-	stopSig    unix.Signal
-	exitCode   int // -1 until decided
-	stopKill   *time.Timer
-	extend     *time.Ticker
-	statusKck  chan struct{}
-	metricsKck chan struct{}
-	image      imageID
-	drainTick  *time.Ticker // checks HAPROXY_WRAPPER_MAX_DRAIN_AGE
+	stopSig   unix.Signal
+	exitCode  int // -1 until decided
+	stopKill  *time.Timer
+	extend    *time.Ticker
+	statusKck chan struct{}
+	image     imageID
+	drainTick *time.Ticker // checks HAPROXY_WRAPPER_MAX_DRAIN_AGE
 }
 
 // New returns a supervisor for a first start.
@@ -128,8 +127,8 @@ func New(cfg Config) *Supervisor {
 		notify:    sdnotify.New(cfg.Settings.NotifySocket),
 		snapReqs:  make(chan chan status.Report),
 		exitCode:  -1,
-		statusKck: make(chan struct{}, 1), metricsKck: make(chan struct{}, 1),
-		image: runningImage(),
+		statusKck: make(chan struct{}, 1),
+		image:     runningImage(),
 	}
 	s.helperCtx, s.helperStop = context.WithCancel(context.Background())
 	s.ctl = cfg.Control
@@ -166,10 +165,9 @@ func (s *Supervisor) Run(resumed bool) int {
 		defer s.drainTick.Stop()
 	}
 	bgCtx, bgCancel := context.WithCancel(context.Background())
-	s.bg.Add(3)
+	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.runStatus(bgCtx) }()
 	go func() { defer s.bg.Done(); s.runWatchdog(bgCtx) }()
-	go func() { defer s.bg.Done(); s.runMetrics(bgCtx) }()
 	code := s.loop()
 	bgCancel()
 	s.bg.Wait()
