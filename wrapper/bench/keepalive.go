@@ -38,7 +38,7 @@ func runKeepAlive(ctx context.Context, addr string, n int) kaResult {
 		go func(i int) {
 			defer wg.Done()
 			// Spread the clients over the gap.
-			pause(ctx, kaGap*time.Duration(i)/time.Duration(n))
+			loadgen.Pause(ctx, kaGap*time.Duration(i)/time.Duration(n))
 			var c net.Conn
 			var br *bufio.Reader
 			defer func() {
@@ -58,7 +58,7 @@ func runKeepAlive(ctx context.Context, addr string, n int) kaResult {
 						res.Other++
 						res.Kinds[loadgen.Classify(err)]++
 						mu.Unlock()
-						pause(ctx, kaGap)
+						loadgen.Pause(ctx, kaGap)
 						continue
 					}
 					br = bufio.NewReader(c)
@@ -82,7 +82,7 @@ func runKeepAlive(ctx context.Context, addr string, n int) kaResult {
 					c.Close()
 					c = nil
 				}
-				pause(ctx, kaGap)
+				loadgen.Pause(ctx, kaGap)
 			}
 		}(i)
 	}
@@ -116,16 +116,4 @@ func kaRequest(c net.Conn, br *bufio.Reader) (cut, closed bool, err error) {
 
 func closedErr(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-func pause(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

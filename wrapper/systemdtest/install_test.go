@@ -222,16 +222,11 @@ func runSwitchedUnit(t *testing.T, s *Systemd, debianUnit, dropIn, dir, wantExe 
 	}
 	s.WriteUnit(unitName, debianUnit)
 	s.WriteDropIn(unitName, "50-haproxy-systemd-wrapper.conf", dropIn)
-	// Debian's unit binds /dev/log into the chroot; this boot shares the
-	// host's /dev, which has none (TestDebianStockConfigHardened): the same
-	// bind from journald's socket, as a local drop-in would.
 	s.WriteDropIn(unitName, "overwrite.conf", fmt.Sprintf(`[Service]
 Environment=CONFIG=%s
-BindReadOnlyPaths=
-BindReadOnlyPaths=/run/systemd/journal/dev-log:/var/lib/haproxy/dev/log
-RestartSec=100ms
+%sRestartSec=100ms
 TimeoutStopSec=15s
-`, cfg))
+`, cfg, devLogBind))
 	s.DaemonReload()
 	defer func() {
 		if t.Failed() {

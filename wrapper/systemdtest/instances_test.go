@@ -15,6 +15,15 @@ import (
 	"time"
 )
 
+// devLogBind replaces, in a test drop-in, the units' BindReadOnlyPaths= for
+// a chrooted haproxy's /dev/log. On a booted host /dev/log is journald's
+// symlink to /run/systemd/journal/dev-log and the units' own line makes it
+// reachable in the chroot. A test boot shares the host's /dev, which has no
+// /dev/log (the units' line is then skipped by its "-", Debian's fails, and
+// systemd keeps the first line for one destination), so the line is reset
+// and made from the symlink's target.
+const devLogBind = "BindReadOnlyPaths=\nBindReadOnlyPaths=/run/systemd/journal/dev-log:/var/lib/haproxy/dev/log\n"
+
 // instanceConfig is a configuration for one template instance: its own stats
 // socket (for -x) and port, answering body.
 func instanceConfig(name string, port int, body string) string {
@@ -183,21 +192,13 @@ frontend hsw_stock
 		t.Fatal(err)
 	}
 	s.WriteUnit(unitName, RenderUnit(t, "haproxy.service.in"))
-	// On a booted host /dev/log is journald's symlink to
-	// /run/systemd/journal/dev-log and the unit's own BindReadOnlyPaths=
-	// line makes it reachable in the chroot. This boot shares the host's
-	// /dev, which has no /dev/log (the unit's line is then skipped by its
-	// "-", and systemd keeps the first line for one destination), so the
-	// line is replaced here by the same bind from the symlink's target.
 	s.WriteDropIn(unitName, "10-hsw-test.conf", fmt.Sprintf(`[Service]
 Environment=CONFIG=%s
 Environment=HAPROXY_BIN=/usr/sbin/haproxy
-BindReadOnlyPaths=
-BindReadOnlyPaths=/run/systemd/journal/dev-log:/var/lib/haproxy/dev/log
-RestartSec=100ms
+%sRestartSec=100ms
 TimeoutStartSec=20s
 TimeoutStopSec=15s
-`, cfg))
+`, cfg, devLogBind))
 	s.DaemonReload()
 	defer func() {
 		if t.Failed() {

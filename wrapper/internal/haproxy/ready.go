@@ -167,16 +167,16 @@ func WaitPipeClosed(ctx context.Context, r *os.File) error {
 // haproxy 1.5.0-1.5.18 and 1.6. It returns an error when pid exits first.
 // The file is read with a short back-off (no event tells when haproxy
 // writes it; these releases are old and rare).
-func WaitPIDFileReady(ctx context.Context, pidFile string, pid int, alive func(int) bool, parentOf func(int) int, read func(string) ([]int, error)) ([]int, error) {
+func WaitPIDFileReady(ctx context.Context, pidFile string, pid int) ([]int, error) {
 	wait := time.Millisecond
 	for {
-		if !alive(pid) {
+		if !proc.Alive(pid) {
 			return nil, fmt.Errorf("haproxy pid %d exited before it wrote its pid file %s", pid, pidFile)
 		}
-		if pids, err := read(pidFile); err == nil && len(pids) > 0 {
+		if pids, _, err := proc.ReadPIDFile(pidFile); err == nil && len(pids) > 0 {
 			ok := true
 			for _, p := range pids {
-				ok = ok && (p == pid || parentOf(p) == pid) && alive(p)
+				ok = ok && (p == pid || proc.ParentOf(p) == pid) && proc.Alive(p)
 			}
 			if ok {
 				return pids, nil

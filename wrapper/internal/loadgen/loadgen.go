@@ -79,7 +79,7 @@ func Run(ctx context.Context, o Options) Result {
 		defer wg.Done()
 		for n := 0; ctx.Err() == nil && (o.MaxPerClient == 0 || n < o.MaxPerClient); n++ {
 			record(request())
-			pause(ctx, gap)
+			Pause(ctx, gap)
 		}
 	}
 	for i := 0; i < o.Workers; i++ {
@@ -97,7 +97,8 @@ func Run(ctx context.Context, o Options) Result {
 	return res
 }
 
-func pause(ctx context.Context, d time.Duration) {
+// Pause waits d, or less when ctx ends.
+func Pause(ctx context.Context, d time.Duration) {
 	if d <= 0 {
 		return
 	}

@@ -253,10 +253,7 @@ func (s *Supervisor) spawn(reload, noX bool) error {
 				err = haproxy.WaitPipeClosed(ctx, pipeR)
 			}
 			if err == nil {
-				_, err = haproxy.WaitPIDFileReady(ctx, pidFile, pid, proc.Alive, proc.ParentOf, func(p string) ([]int, error) {
-					pids, _, err := proc.ReadPIDFile(p)
-					return pids, err
-				})
+				_, err = haproxy.WaitPIDFileReady(ctx, pidFile, pid)
 			}
 		default:
 			err = haproxy.WaitAnswers(ctx, g.ReadySock, pid)
