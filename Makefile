@@ -9,7 +9,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO      ?= go
 BIN     := build/haproxy-systemd-wrapper
 RUN_DIR := $(CURDIR)/build/run
-UNITS   := haproxy.service haproxy@.service haproxy-forking.service haproxy-legacy.service haproxy.service.d.conf haproxy-reload.path haproxy-reload.service haproxy-notify-reload.service
+UNITS   := haproxy.service haproxy.socket haproxy@.service haproxy-forking.service haproxy-legacy.service haproxy.service.d.conf haproxy-reload.path haproxy-reload.service haproxy-notify-reload.service
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build deps run test matrix unit-test lint fuzz storm soak bench units install uninstall deb clean
@@ -148,7 +148,7 @@ install: build units
 	else \
 		put 0644 build/haproxy.service $(UNITDIR)/haproxy.service; \
 	fi; \
-	for f in haproxy-forking.service haproxy-legacy.service haproxy-notify-reload.service; do put 0644 build/$$f $(DOCDIR)/systemd/$$f; done; \
+	for f in haproxy-forking.service haproxy-legacy.service haproxy-notify-reload.service haproxy.socket; do put 0644 build/$$f $(DOCDIR)/systemd/$$f; done; \
 	put 0644 contrib/systemd/overwrite.conf $(DOCDIR)/systemd/overwrite.conf; \
 	echo "$(MANIFEST)" >> "$$m.new"; mv "$$m.new" "$$m"; \
 	echo "then: systemctl daemon-reload && systemctl enable --now haproxy"
@@ -180,7 +180,7 @@ deb:
 	install -d $$r/usr/share/man/man8; gzip -9n < doc/haproxy-systemd-wrapper.8 > $$r/usr/share/man/man8/haproxy-systemd-wrapper.8.gz; \
 	install -D -m 0644 contrib/debian/copyright $$doc/copyright; \
 	install -D -m 0644 contrib/debian/lintian-overrides $$r/usr/share/lintian/overrides/haproxy-systemd-wrapper; \
-	for f in haproxy-forking.service haproxy-legacy.service haproxy-notify-reload.service; do install -D -m 0644 build/$$f $$doc/examples/$$f; done; \
+	for f in haproxy-forking.service haproxy-legacy.service haproxy-notify-reload.service haproxy.socket; do install -D -m 0644 build/$$f $$doc/examples/$$f; done; \
 	install -m 0644 contrib/systemd/overwrite.conf $$doc/examples/overwrite.conf; \
 	sed -e 's|@VERSION@|$(DEB_VERSION)|' -e 's|@MAINTAINER@|$(DEB_MAINTAINER)|' -e "s|@COMMIT@|$$(git rev-parse HEAD 2>/dev/null || echo unknown)|" \
 		-e "s|@DATE@|$$(git log -1 --format=%cD 2>/dev/null || date -R)|" contrib/debian/changelog.in | gzip -9n > $$doc/changelog.gz; \

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -502,25 +503,29 @@ func TestFaultConfigAtReload(t *testing.T) {
 // --- stats socket ---------------------------------------------------------
 
 func TestFaultStatsSocket(t *testing.T) {
+	// HAPROXY_STATS_SOCKET is not needed for the hand-over any more: the
+	// wrapper serves -x itself from the sockets it holds. A missing one, a
+	// plain file, or a stats socket without "expose-fd listeners" costs
+	// no failed attempt and no warning: the reload hands the listening
+	// socket over all the same.
 	cases := []struct {
 		name       string
 		statsExtra string
 		socket     func(t *testing.T, dir string) string // HAPROXY_STATS_SOCKET
-		warn       []string
 	}{
 		{"missing", "expose-fd listeners", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "nosuch.sock")
-		}, []string{"<4>haproxy-systemd-wrapper: HAPROXY_STATS_SOCKET ", "nosuch.sock", "reloading without socket handover"}},
+		}},
 		{"regular file", "expose-fd listeners", func(t *testing.T, dir string) string {
 			p := filepath.Join(dir, "plain.sock")
 			if err := os.WriteFile(p, []byte("not a socket\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			return p
-		}, []string{"<4>haproxy-systemd-wrapper: HAPROXY_STATS_SOCKET ", "plain.sock", "is not a socket: reloading without socket handover"}},
+		}},
 		{"without expose-fd", "", func(t *testing.T, dir string) string {
 			return filepath.Join(dir, "admin.sock") // the config's, declared without expose-fd
-		}, []string{"<4>haproxy-systemd-wrapper: ", "HAPROXY_STATS_SOCKET", "expose-fd listeners", "without socket handover"}},
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -528,19 +533,60 @@ func TestFaultStatsSocket(t *testing.T) {
 			sock := tc.socket(t, dir)
 			w := startRealIn(t, dir, tc.statsExtra, false, wrapperOpts{env: []string{"HAPROXY_STATS_SOCKET=" + sock}})
 			first := faultServed(t, w)
+			before := listenInodes(t, first)
 			second := faultReloadOK(t, w)
-			t.Logf("warning: %s", faultWantLine(t, w, tc.warn...))
 			if st := w.status(); st.LastReload == nil || !st.LastReload.OK {
 				t.Fatalf("last reload %+v, want ok", st.LastReload)
 			}
-			if argv := faultCmdline(second); faultHasArg(argv, "-x") || faultHasArg(argv, "-sf") {
-				t.Fatalf("the serving generation runs with -x or -sf: %q", argv)
+			argv := faultCmdline(second)
+			if i := slices.Index(argv, "-x"); i < 0 || i+1 >= len(argv) || !strings.HasSuffix(argv[i+1], "/listeners.sock") || faultHasArg(argv, "-sf") {
+				t.Fatalf("the serving generation runs %q: want -x with the wrapper's own listeners.sock, no -sf", argv)
+			}
+			if after := listenInodes(t, second); !slices.Equal(before, after) {
+				t.Fatalf("listening sockets before the reload %v, after %v: want the same sockets handed over", before, after)
+			}
+			if lines := faultLines(w.out.String(), "HAPROXY_STATS_SOCKET"); len(lines) > 0 {
+				t.Errorf("a line about HAPROXY_STATS_SOCKET: %q", lines)
+			}
+			if n := strings.Count(w.out.String(), "started haproxy generation"); n != 2 {
+				t.Errorf("%d generations started for a start and one reload: a failed attempt?", n)
 			}
 			waitFor(t, 15*time.Second, "the old generation to finish", func() bool { return !proc.Alive(first) })
 			faultReloadOK(t, w)
 			faultStop(t, w)
 		})
 	}
+}
+
+// listenInodes lists the inodes of the TCP sockets pid listens on, sorted.
+func listenInodes(t *testing.T, pid int) []string {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := map[string]bool{}
+	for _, e := range ents {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if ino, ok := strings.CutPrefix(l, "socket:["); ok {
+			mine[strings.TrimSuffix(ino, "]")] = true
+		}
+	}
+	var out []string
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[3] == "0A" && mine[f[9]] {
+				out = append(out, f[9])
+			}
+		}
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		t.Fatalf("pid %d listens on no TCP socket", pid)
+	}
+	return out
 }
 
 // --- NOTIFY_SOCKET --------------------------------------------------------

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/earlysig"
 	"haproxy-systemd-wrapper/wrapper/internal/handoff"
 	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/listeners"
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/settings"
@@ -257,11 +259,16 @@ func superviseSteps(argv []string) (int, bool) {
 		return proc.ExitUsage, true
 	}
 	rcv, resumed, herr := handoff.Receive()
+	inherited := inheritSockets(resumed)
 	self := proc.SelfPath()
 	daemonPipe := proc.DaemonPipeFromEnv()
 	if inv.Daemon && !resumed && daemonPipe == nil {
 		signal.Reset(handled...)
-		return proc.ForkDaemon(self, argv[1:]), false
+		fds, names := make([]int, len(inherited)), make([]string, len(inherited))
+		for i, k := range inherited {
+			fds[i], names[i] = k.FD, k.Name
+		}
+		return proc.ForkDaemon(self, argv[1:], fds, names), false
 	}
 	if !resumed {
 		for _, n := range inv.Notes {
@@ -293,6 +300,11 @@ func superviseSteps(argv []string) (int, bool) {
 			logx.Warningf("%v; 'reload' and 'status' commands unavailable, signals still work", err)
 		}
 		cfg.Control = ctl
+		holder, err := listeners.Listen(filepath.Join(set.RuntimeDir, supervisor.HolderSocketName))
+		if err != nil {
+			logx.Warningf("%v: reloads take the listening sockets from the serving generation; no respawn or restart from held sockets", err)
+		}
+		cfg.Holder, cfg.Inherited = holder, inherited
 	}
 	if resumed {
 		if herr != nil {
@@ -309,6 +321,36 @@ func superviseSteps(argv []string) (int, bool) {
 		return s.Run(true), true
 	}
 	return supervisor.New(cfg).Run(false), true
+}
+
+// inheritSockets takes the sockets systemd passed to this process
+// (LISTEN_FDS: its file descriptor store after a restart, or a .socket
+// unit), with one line for each descriptor that is not a listening socket.
+// The variables are removed, so that no later image or child reads them.
+func inheritSockets(resumed bool) []listeners.Socket {
+	pid, fds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
+	daemonFDs, fromParent := os.LookupEnv(proc.EnvDaemonListen)
+	for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", proc.EnvDaemonListen} {
+		os.Unsetenv(k)
+	}
+	if resumed {
+		return nil // an upgrade's image: the held sockets came with the hand-off
+	}
+	start := 3
+	if fromParent {
+		// The -D daemon: its parent passed them on after the pipe (fd 3).
+		pid, fds, start = strconv.Itoa(os.Getpid()), daemonFDs, 4
+	}
+	n, nameList, err := listeners.ParseListenEnv(pid, fds, names, os.Getpid())
+	if err != nil {
+		logx.Warningf("%v", err)
+		return nil
+	}
+	in := listeners.InheritFrom(start, n, nameList)
+	for _, note := range in.Notes {
+		logx.Warningf("%s", note)
+	}
+	return in.Sockets
 }
 
 // stopOrphans ends every child after an unreadable hand-off: SIGTERM, then

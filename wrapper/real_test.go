@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/status"
 )
 
 // Tests against the real haproxy from Debian's packages, on loopback.
@@ -118,8 +120,10 @@ func TestRealBrokenConfigReloadKeepsServing(t *testing.T) {
 	}
 }
 
+// TestRealHAProxyKilledExits137: with respawning off, a SIGKILLed haproxy
+// ends the wrapper with haproxy's status, for systemd's Restart=.
 func TestRealHAProxyKilledExits137(t *testing.T) {
-	w := startReal(t, true)
+	w := startRealOpts(t, true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_RESPAWN_LIMIT=0"}})
 	st := w.status()
 	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -129,6 +133,66 @@ func TestRealHAProxyKilledExits137(t *testing.T) {
 	}
 	if !strings.Contains(w.out.String(), "killed by SIGKILL") {
 		t.Errorf("the log does not say haproxy was killed")
+	}
+}
+
+// TestRealCrashRespawns: a serving haproxy killed under a steady load of
+// new connections is replaced at once from the held listening socket (the
+// same socket, so the connections that arrive meanwhile wait in its
+// backlog): no connection is refused, only requests in flight inside the
+// killed process may fail. Past HAPROXY_WRAPPER_RESPAWN_LIMIT kills within
+// a minute the wrapper exits with haproxy's status.
+func TestRealCrashRespawns(t *testing.T) {
+	w := startRealOpts(t, false, wrapperOpts{env: []string{"HAPROXY_WRAPPER_RESPAWN_LIMIT=2"}})
+	first := w.status()
+	inodes := listenInodes(t, first.PID)
+	const workers = 4
+	load := loadgen.Start(w.addr, workers, 60*time.Second)
+	defer load.Stop()
+	pid := first.PID
+	for i := 1; i <= 2; i++ {
+		if err := load.WaitMore(200, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		var st status.Report
+		waitFor(t, 20*time.Second, "a respawned generation serving", func() bool {
+			st = w.status()
+			return st.Serving && st.PID != pid && st.Respawns == i
+		})
+		if got := listenInodes(t, st.PID); !slices.Equal(got, inodes) {
+			t.Fatalf("respawn %d listens on %v, want the held %v", i, got, inodes)
+		}
+		if st.HeldSockets < 1 {
+			t.Fatalf("status: %d held sockets", st.HeldSockets)
+		}
+		pid = st.PID
+	}
+	if err := load.WaitMore(200, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	res := load.Stop()
+	t.Logf("under load during 2 SIGKILLs and respawns: %d requests, %d failed; errors %q", res.Sent, res.Failed, res.Samples)
+	for _, e := range res.Samples {
+		if strings.Contains(e, "refused") {
+			t.Errorf("a connection was refused: %s", e)
+		}
+	}
+	if res.Failed > 2*workers {
+		t.Errorf("%d requests failed: more than were in flight inside the killed processes (%d workers, 2 kills)", res.Failed, workers)
+	}
+	// A third kill within the minute: past the limit, the wrapper exits
+	// with haproxy's status.
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := w.waitExit(20 * time.Second); code != 137 {
+		t.Fatalf("exit code after the limit = %d, want 137", code)
+	}
+	if !strings.Contains(w.out.String(), "HAPROXY_WRAPPER_RESPAWN_LIMIT=2): no more respawn") {
+		t.Errorf("no line about the respawn limit")
 	}
 }
 
@@ -159,8 +223,8 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 		t.Fatalf("wrapper fds: %d before, %d after 50 reloads", before, after)
 	}
 	ents, _ := os.ReadDir(w.dir + "/rt")
-	if len(ents) != 3 { // the serving generation's .cfg and .sock, and the lock
-		t.Fatalf("runtime folder holds %d entries, want 3", len(ents))
+	if len(ents) != 4 { // the serving generation's .cfg and .sock, the lock, the listening sockets' hand-over socket
+		t.Fatalf("runtime folder holds %d entries, want 4", len(ents))
 	}
 }
 

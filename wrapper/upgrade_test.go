@@ -95,9 +95,28 @@ func describeFDs(fds []fdEntry) string {
 
 const oCloexec = 0o2000000
 
+// listeningSockets returns "socket:[INODE]" for each socket pid listens on
+// (TCP in LISTEN state, listening unix stream sockets).
+func listeningSockets(pid int) map[string]bool {
+	out := map[string]bool{}
+	for _, table := range []string{"tcp", "tcp6", "unix"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			switch {
+			case table != "unix" && len(f) > 9 && f[3] == "0A":
+				out["socket:["+f[9]+"]"] = true
+			case table == "unix" && len(f) > 6 && f[3] == "00010000":
+				out["socket:["+f[6]+"]"] = true
+			}
+		}
+	}
+	return out
+}
+
 // auditFDs checks that every wrapper descriptor above 2 is close-on-exec and
 // that haproxy shares no pipe or socket with the wrapper but its own output
-// pipe (its fds 1 and 2).
+// pipe (its fds 1 and 2) and its listening sockets (which the wrapper holds).
 //
 // Descriptors the test process itself inherited without close-on-exec (from
 // whatever started "go test") reach the wrapper through os/exec as well; they
@@ -125,6 +144,7 @@ func auditFDs(t *testing.T, w *wrapperProc, hapid int) {
 	for _, f := range wfds {
 		wrapperHas[f.target] = true
 	}
+	listening := listeningSockets(hapid)
 	own := map[string]bool{}
 	for _, f := range hfds {
 		if f.fd == 1 || f.fd == 2 {
@@ -137,6 +157,9 @@ func auditFDs(t *testing.T, w *wrapperProc, hapid int) {
 		}
 		if fd, ok := foreign[f.target]; ok && fd == f.fd {
 			continue
+		}
+		if listening[f.target] {
+			continue // a listening socket: the wrapper holds a copy on purpose (package listeners)
 		}
 		if (strings.HasPrefix(f.target, "pipe:") || strings.HasPrefix(f.target, "socket:")) && wrapperHas[f.target] {
 			t.Errorf("haproxy pid %d fd %d holds %s, which the wrapper also holds: leaked into haproxy", hapid, f.fd, f.target)

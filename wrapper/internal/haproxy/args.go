@@ -120,17 +120,19 @@ func (m StartMode) String() string {
 }
 
 // ChildArgs builds a generation's command line (argv[1:]). oldPids are the
-// live pids of the earlier generations and statsSocket is passed with -x
-// when there are some (a first start has nothing to take sockets from).
+// live pids of the earlier generations; xSocket, when not empty, is passed
+// with -x: where the new generation takes its listening sockets from (the
+// wrapper's own hand-over socket, see package listeners).
 //
 // haproxy <= 1.7 (-Ds) gets -sf oldPids: haproxy tells them to stop once it
-// has bound. haproxy >= 1.8 (-db) does not: the wrapper sends the old
-// generations SIGUSR1 itself once the new one answers on its readiness
-// socket (readyCfg) and holds a listener of its own, so that a generation
-// that fails after its start, or that has no listener (which haproxy alone
-// would refuse, were it not for the readiness socket), never touches the
-// serving one.
-func ChildArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, readyCfg string) []string {
+// has bound; -x does not exist there (those print their usage and exit), so
+// it is never passed. haproxy >= 1.8 (-db) gets no -sf: the wrapper sends
+// the old generations SIGUSR1 itself once the new one answers on its
+// readiness socket (readyCfg) and holds a listener of its own, so that a
+// generation that fails after its start, or that has no listener (which
+// haproxy alone would refuse, were it not for the readiness socket), never
+// touches the serving one.
+func ChildArgs(mode StartMode, inv Invocation, oldPids []int, xSocket, readyCfg string) []string {
 	out := append([]string(nil), inv.Args...)
 	if mode == ModeLegacy {
 		out = append(out, "-p", inv.PIDFile, "-Ds")
@@ -140,12 +142,11 @@ func ChildArgs(mode StartMode, inv Invocation, oldPids []int, statsSocket, ready
 				out = append(out, strconv.Itoa(p))
 			}
 		}
-	} else {
-		out = append(out, "-f", readyCfg, "-db")
+		return out
 	}
-	// -x exists from haproxy 1.8 on: older ones print their usage and exit.
-	if len(oldPids) > 0 && statsSocket != "" && mode != ModeLegacy {
-		out = append(out, "-x", statsSocket)
+	out = append(out, "-f", readyCfg, "-db")
+	if xSocket != "" {
+		out = append(out, "-x", xSocket)
 	}
 	return out
 }

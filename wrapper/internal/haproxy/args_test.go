@@ -74,7 +74,8 @@ func TestChildArgs(t *testing.T) {
 		{"legacy first start", ModeLegacy, nil, "/s.sock", "-f /a.cfg -p /run/haproxy.pid -Ds"},
 		{"legacy reload: -sf, never -x (haproxy <= 1.7 does not know it)", ModeLegacy, []int{10, 11}, "/s.sock", "-f /a.cfg -p /run/haproxy.pid -Ds -sf 10 11"},
 		{"legacy reload without stats socket", ModeLegacy, []int{10}, "", "-f /a.cfg -p /run/haproxy.pid -Ds -sf 10"},
-		{"foreground first start", ModeForeground, nil, "/s.sock", "-f /a.cfg -f /rt/gen-1.cfg -db"},
+		{"foreground first start", ModeForeground, nil, "", "-f /a.cfg -f /rt/gen-1.cfg -db"},
+		{"foreground first start with sockets held (after a restart)", ModeForeground, nil, "/rt/listeners.sock", "-f /a.cfg -f /rt/gen-1.cfg -db -x /rt/listeners.sock"},
 		{"foreground reload", ModeForeground, []int{7, 9}, "/s.sock", "-f /a.cfg -f /rt/gen-1.cfg -db -x /s.sock"},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,9 @@ import (
 // extra configuration file of generation gen: a stats socket of its own. The
 // generation serves once haproxy answers "show info" there with its own pid:
 // haproxy answers only from its event loop, after binding every listener.
+// The socket exposes the listeners ("expose-fd listeners"): the wrapper takes
+// its copies of them there (package listeners); only root reaches it (mode
+// 0600 in a 0700 folder).
 // The files are created afresh (O_EXCL|O_NOFOLLOW): nothing planted in the
 // folder is followed or loaded.
 func WriteReadyConfig(dir string, gen int) (sock, cfg string, err error) {
@@ -26,7 +29,7 @@ func WriteReadyConfig(dir string, gen int) (sock, cfg string, err error) {
 	cfg = filepath.Join(dir, fmt.Sprintf("gen-%d.cfg", gen))
 	_ = os.Remove(sock)
 	_ = os.Remove(cfg)
-	text := fmt.Sprintf("# written by haproxy-systemd-wrapper: readiness socket of generation %d\nglobal\n    stats socket %s mode 600 level user\n", gen, sock)
+	text := fmt.Sprintf("# written by haproxy-systemd-wrapper: readiness socket of generation %d\nglobal\n    stats socket %s mode 600 level user expose-fd listeners\n", gen, sock)
 	f, err := os.OpenFile(cfg, os.O_WRONLY|os.O_CREATE|os.O_EXCL|proc.ONoFollow, 0o600)
 	if err != nil {
 		return "", "", fmt.Errorf("write %s: %w: set HAPROXY_WRAPPER_RUNTIME_DIR to a private folder", cfg, err)

@@ -164,3 +164,46 @@ func Classify(err error) string {
 	}
 	return "other"
 }
+
+// Background is a load running in the background, for a test that acts
+// while it runs.
+type Background struct {
+	done   atomic.Int64
+	cancel context.CancelFunc
+	res    chan Result
+	once   sync.Once
+	final  Result
+}
+
+// Start runs workers clients (a new connection per request) against addr for
+// at most maxDur.
+func Start(addr string, workers int, maxDur time.Duration) *Background {
+	ctx, cancel := context.WithTimeout(context.Background(), maxDur)
+	b := &Background{cancel: cancel, res: make(chan Result, 1)}
+	o := Options{Addr: addr, Workers: workers, Timeout: 5 * time.Second, Done: &b.done}
+	go func() { b.res <- Run(ctx, o) }()
+	return b
+}
+
+// WaitMore waits until n more requests have finished (failed ones count),
+// at most timeout.
+func (b *Background) WaitMore(n int64, timeout time.Duration) error {
+	target := b.done.Load() + n
+	deadline := time.Now().Add(timeout)
+	for b.done.Load() < target {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("load: %d requests finished, %d awaited within %s", b.done.Load(), target, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// Stop ends the load (once) and returns its counts.
+func (b *Background) Stop() Result {
+	b.once.Do(func() {
+		b.cancel()
+		b.final = <-b.res
+	})
+	return b.final
+}

@@ -15,7 +15,9 @@ import (
 // wrapper (self with the same arguments) as a new session and returns only
 // once that one says haproxy serves (0) or has failed (non-zero, with the
 // reason on stderr), so that "systemctl start" fails when haproxy does.
-func ForkDaemon(self string, args []string) int {
+// listen are descriptors systemd passed the parent (LISTEN_FDS) with their
+// names: the daemon gets them from fd 4 on (EnvDaemonListen).
+func ForkDaemon(self string, args []string, listen []int, names []string) int {
 	r, w, err := os.Pipe()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: -D: %v\n", err)
@@ -27,9 +29,17 @@ func ForkDaemon(self string, args []string) int {
 		return ExitStartFailed
 	}
 	env := SetEnv(os.Environ(), EnvDaemonFD, "3")
+	files := []uintptr{devnull.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), w.Fd()}
+	if len(listen) > 0 {
+		env = SetEnv(env, EnvDaemonListen, strconv.Itoa(len(listen)))
+		env = SetEnv(env, "LISTEN_FDNAMES", strings.Join(names, ":"))
+		for _, fd := range listen {
+			files = append(files, uintptr(fd))
+		}
+	}
 	pid, err := syscall.ForkExec(self, append([]string{os.Args[0]}, args...), &syscall.ProcAttr{
 		Env:   env,
-		Files: []uintptr{devnull.Fd(), os.Stdout.Fd(), os.Stderr.Fd(), w.Fd()},
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
 	w.Close()

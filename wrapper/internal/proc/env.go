@@ -10,10 +10,13 @@ const (
 	EnvHandoff   = "HAPROXY_SYSTEMD_WRAPPER_HANDOFF_FD" // the hand-off document's fd across a re-exec
 	EnvDaemonFD  = "HAPROXY_SYSTEMD_WRAPPER_DAEMON_FD"  // -D: the pipe to the waiting parent
 	EnvWrapperFD = "HAPROXY_WRAPPER_FD"                 // legacy readiness pipe for haproxy <= 1.7
+	// -D: how many sockets systemd passed the parent (fd 4 on in the
+	// daemon, after the pipe; their names in LISTEN_FDNAMES).
+	EnvDaemonListen = "HAPROXY_SYSTEMD_WRAPPER_DAEMON_LISTEN_FDS"
 )
 
 var privateEnv = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
-	EnvReexec, EnvHandoff, EnvDaemonFD, EnvWrapperFD}
+	EnvReexec, EnvHandoff, EnvDaemonFD, EnvWrapperFD, EnvDaemonListen}
 
 // SetEnv returns env with key set to value, replacing every earlier entry of
 // key (execve keeps duplicates and the child reads the first).

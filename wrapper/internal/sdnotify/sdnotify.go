@@ -49,10 +49,15 @@ func Message(assignments ...string) string {
 // Send sends one datagram made of the assignments. It reports whether a
 // datagram was sent.
 func (n *Notifier) Send(assignments ...string) bool {
+	return n.send(Message(assignments...), nil)
+}
+
+// send sends msg with the control data oob (descriptors), once.
+func (n *Notifier) send(msg string, oob []byte) bool {
 	if n == nil || n.addr == "" {
 		return false
 	}
-	err := sendDatagram(n.addr, Message(assignments...))
+	err := sendMsg(n.addr, msg, oob)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err != nil {
@@ -103,14 +108,27 @@ func (n *Notifier) ExtendTimeout(d time.Duration) bool {
 
 func (n *Notifier) Watchdog() bool { return n.Send("WATCHDOG=1") }
 
-func sendDatagram(addr, msg string) error {
+// StoreFD puts descriptor fd in the service's file descriptor store under
+// name (FDSTORE=1, FDNAME=): systemd keeps it while the unit runs or
+// restarts, and passes it back at the next start (LISTEN_FDS). The unit
+// needs FileDescriptorStoreMax=. It reports whether the datagram was sent.
+func (n *Notifier) StoreFD(name string, fd int) bool {
+	return n.send(Message("FDSTORE=1", "FDNAME="+name), unix.UnixRights(fd))
+}
+
+// RemoveFD drops the descriptors stored under name (FDSTOREREMOVE=1).
+func (n *Notifier) RemoveFD(name string) bool {
+	return n.Send("FDSTOREREMOVE=1", "FDNAME="+name)
+}
+
+func sendMsg(addr, msg string, oob []byte) error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
 	// x/sys/unix turns a leading '@' into the abstract namespace's NUL.
-	return unix.Sendto(fd, []byte(msg), unix.MSG_NOSIGNAL, &unix.SockaddrUnix{Name: addr})
+	return unix.Sendmsg(fd, []byte(msg), oob, &unix.SockaddrUnix{Name: addr}, unix.MSG_NOSIGNAL)
 }
 
 // Addr is $NOTIFY_SOCKET ("" when not under Type=notify).

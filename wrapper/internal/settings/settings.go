@@ -37,6 +37,8 @@ type Settings struct {
 	CheckConfig   bool          `envconfig:"HAPROXY_WRAPPER_CHECK" default:"false" desc:"also run 'haproxy -c' before each start and reload (a second parse of the configuration; off by default: the new generation's own load is the check, and a failed one never touches the serving generation)"`
 	MaxDraining   int           `envconfig:"HAPROXY_WRAPPER_MAX_DRAINING" default:"50" desc:"most old generations left draining; past it the oldest gets SIGTERM (like haproxy's mworker-max-reloads)"`
 	MaxDrainAge   time.Duration `envconfig:"HAPROXY_WRAPPER_MAX_DRAIN_AGE" default:"0s" desc:"an old generation still draining after this long gets SIGTERM (0: no limit; like hard-stop-after)"`
+	RespawnLimit  int           `envconfig:"HAPROXY_WRAPPER_RESPAWN_LIMIT" default:"3" desc:"haproxy >= 1.8: when the serving haproxy dies on its own (killed by a signal or a non-zero exit), start a new one at once from the held listening sockets, at most this many times a minute; past it (or 0) the wrapper exits with haproxy's status, for systemd's Restart="`
+	StopGrace     time.Duration `envconfig:"HAPROXY_WRAPPER_STOP_GRACE" default:"0s" desc:"haproxy >= 1.8: on SIGTERM/SIGINT, soft-stop haproxy first (requests in flight finish, as on SIGUSR1) and send the stop signal only after this long (0: at once, as the legacy wrapper; the units set 10s, so that a restart with sockets kept in systemd's store loses nothing)"`
 	MetricsFile   string        `envconfig:"HAPROXY_WRAPPER_METRICS_FILE" desc:"write the Prometheus metrics of 'status --prometheus' to this file, atomically, after every change and every HAPROXY_WRAPPER_STATUS_INTERVAL (for node_exporter's textfile collector; name it *.prom)"`
 
 	// systemd's variables (read, never passed on to haproxy).
@@ -153,6 +155,12 @@ func (s Settings) Validate(lookup func(string) (string, bool)) error {
 	}
 	if s.MaxDraining < 1 {
 		return fmt.Errorf("HAPROXY_WRAPPER_MAX_DRAINING=%d must be at least 1, e.g. 50", s.MaxDraining)
+	}
+	if s.RespawnLimit < 0 {
+		return fmt.Errorf("HAPROXY_WRAPPER_RESPAWN_LIMIT=%d must not be negative (0 turns respawning off)", s.RespawnLimit)
+	}
+	if s.StopGrace < 0 {
+		return fmt.Errorf("HAPROXY_WRAPPER_STOP_GRACE=%s must not be negative (0: stop at once)", s.StopGrace)
 	}
 	if s.MaxDrainAge < 0 {
 		return fmt.Errorf("HAPROXY_WRAPPER_MAX_DRAIN_AGE=%s must not be negative (0 means no limit)", s.MaxDrainAge)

@@ -63,6 +63,10 @@ func Prometheus(r *Report) string {
 	}
 	metric("haproxy_wrapper_drain_retired_total", "counter", "Draining generations ended by the drain limits (HAPROXY_WRAPPER_MAX_DRAINING, HAPROXY_WRAPPER_MAX_DRAIN_AGE).",
 		num("haproxy_wrapper_drain_retired_total", float64(r.DrainRetired)))
+	metric("haproxy_wrapper_respawns_total", "counter", "Serving generations that died on their own and were replaced from the held listening sockets (HAPROXY_WRAPPER_RESPAWN_LIMIT).",
+		num("haproxy_wrapper_respawns_total", float64(r.Respawns)))
+	metric("haproxy_wrapper_held_sockets", "gauge", "Listening sockets the wrapper holds and hands to each new haproxy generation.",
+		num("haproxy_wrapper_held_sockets", float64(r.HeldSockets)))
 	metric("haproxy_wrapper_log_lines_dropped_total", "counter", "Log lines dropped because stderr did not drain.",
 		num("haproxy_wrapper_log_lines_dropped_total", float64(r.LogLinesDropped)))
 	metric("haproxy_wrapper_uptime_seconds", "gauge", "Seconds since the first haproxy generation served.",

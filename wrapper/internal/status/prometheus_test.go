@@ -17,7 +17,7 @@ func TestPrometheusParses(t *testing.T) {
 		Generations: []GenReport{{Gen: 2, State: "draining"}, {Gen: 3, State: "serving"}, {Gen: 4, State: "starting"}},
 		Reloads:     5, ReloadsFailed: 2,
 		LastReload:   &ReloadRecord{At: at, Duration: 1500 * time.Millisecond, OK: false},
-		DrainRetired: 1, LogLinesDropped: 9, UptimeSec: 3600,
+		DrainRetired: 1, LogLinesDropped: 9, UptimeSec: 3600, Respawns: 2, HeldSockets: 4,
 	}
 	text := Prometheus(&r)
 	m := testutil.ParsePrometheus(t, text)
@@ -37,6 +37,8 @@ func TestPrometheusParses(t *testing.T) {
 		"haproxy_wrapper_drain_retired_total":            1,
 		"haproxy_wrapper_log_lines_dropped_total":        9,
 		"haproxy_wrapper_uptime_seconds":                 3600,
+		"haproxy_wrapper_respawns_total":                 2,
+		"haproxy_wrapper_held_sockets":                   4,
 		"haproxy_wrapper_reload_in_progress":             0,
 		// The parser unescapes label values: the quotes and backslash came
 		// through.

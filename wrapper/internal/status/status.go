@@ -41,6 +41,8 @@ type Report struct {
 	Stopping         bool           `json:"stopping"`
 	DrainRetired     int            `json:"drain_retired"`
 	LogLinesDropped  int64          `json:"log_lines_dropped"`
+	Respawns         int            `json:"respawns"`     // crashed generations replaced from the held sockets
+	HeldSockets      int            `json:"held_sockets"` // listening sockets the wrapper holds
 
 	StatsSocket string `json:"-"` // HAPROXY_STATS_SOCKET, read for haproxy <= 1.7
 }
@@ -140,7 +142,7 @@ func (r Report) Line() string {
 func (r Report) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n", r.Line())
-	fmt.Fprintf(&b, "wrapper %s pid %d, mode %s, up %ds, %d reloads\n", r.WrapperVersion, r.WrapperPID, r.Mode, r.UptimeSec, r.Reloads)
+	fmt.Fprintf(&b, "wrapper %s pid %d, mode %s, up %ds, %d reloads, %d respawns, %d listening sockets held\n", r.WrapperVersion, r.WrapperPID, r.Mode, r.UptimeSec, r.Reloads, r.Respawns, r.HeldSockets)
 	for _, g := range r.Generations {
 		conns := "?"
 		if g.CurrConns >= 0 {

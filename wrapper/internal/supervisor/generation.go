@@ -179,14 +179,14 @@ func (s *Supervisor) spawn(reload, noX bool) error {
 	s.st.NextGen++
 	g := &generation{Gen: s.st.NextGen, Started: time.Now()}
 	var old []int
-	stats := ""
+	xs := ""
 	if reload {
 		old = s.oldPids()
-		if !noX {
-			stats = s.usableStatsSocket()
-		}
 	}
-	g.WithX = stats != "" && len(old) > 0
+	if !noX {
+		xs = s.xSocket(reload)
+	}
+	g.WithX = xs != ""
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return err
@@ -223,7 +223,7 @@ func (s *Supervisor) spawn(reload, noX bool) error {
 			return err
 		}
 	}
-	argv := append([]string{s.cfg.Bin}, haproxy.ChildArgs(s.st.Mode, s.cfg.Inv, old, stats, g.ReadyCfg)...)
+	argv := append([]string{s.cfg.Bin}, haproxy.ChildArgs(s.st.Mode, s.cfg.Inv, old, xs, g.ReadyCfg)...)
 	pid, err := s.r.Spawn(s.cfg.Bin, argv, env, files, s.exits)
 	if err != nil {
 		outR.Close()

@@ -37,10 +37,11 @@ const (
 	EvServingDied               // the serving generation exited, or stopped serving
 	EvOldExited                 // a draining generation exited
 	EvNoneLeft                  // no haproxy process left (a reload's check may still run: nothing serves)
+	EvRespawn                   // the serving generation crashed and may be replaced (HAPROXY_WRAPPER_RESPAWN_LIMIT)
 )
 
 var eventNames = [...]string{"reload", "stop", "graceful-stop", "abort", "check-passed", "reload-here",
-	"ready", "start-failed", "serving-died", "old-exited", "none-left"}
+	"ready", "start-failed", "serving-died", "old-exited", "none-left", "respawn"}
 
 func (e Event) String() string { return eventNames[e] }
 
@@ -63,11 +64,12 @@ const (
 	ActRetire                       // forget an exited generation
 	ActNextReload                   // start the queued reload, if any
 	ActExit                         // leave the loop
+	ActRespawn                      // start a generation in place of the dead one, from the held sockets
 )
 
 var actionNames = [...]string{"queue-reload", "refuse-reload", "begin-reload", "spawn-or-upgrade", "spawn",
 	"first-ready", "reload-done", "reload-failed", "start-failed", "forward-stop", "kill-all", "serving-lost",
-	"retire", "next-reload", "exit"}
+	"retire", "next-reload", "exit", "respawn"}
 
 func (a Action) String() string { return actionNames[a] }
 
@@ -118,6 +120,9 @@ func Decide(p Phase, e Event) (Phase, []Action) {
 			return Stopping, []Action{ActForwardStop}
 		case EvServingDied:
 			return Stopping, []Action{ActServingLost, ActForwardStop}
+		case EvRespawn:
+			// A reload without RELOADING=1: its failure is the crash's.
+			return Reloading, []Action{ActRetire, ActRespawn}
 		}
 	case Reloading:
 		switch e {

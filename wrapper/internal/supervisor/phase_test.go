@@ -100,6 +100,15 @@ func TestDecide(t *testing.T) {
 		{Done, EvServingDied, Done, nil},
 		{Done, EvOldExited, Done, nil},
 		{Done, EvNoneLeft, Done, nil},
+
+		// A crash of the serving generation, replaced when the loop allows
+		// it (HAPROXY_WRAPPER_RESPAWN_LIMIT): only while serving.
+		{Starting, EvRespawn, Starting, nil},
+		{Serving, EvRespawn, Reloading, A{ActRetire, ActRespawn}},
+		{Reloading, EvRespawn, Reloading, nil},
+		{Upgrading, EvRespawn, Upgrading, nil},
+		{Stopping, EvRespawn, Stopping, nil},
+		{Done, EvRespawn, Done, nil},
 	}
 
 	// The table covers every pair exactly once.
@@ -116,7 +125,7 @@ func TestDecide(t *testing.T) {
 		seen[k] = true
 	}
 	for p := Starting; p <= Done; p++ {
-		for e := EvReload; e <= EvNoneLeft; e++ {
+		for e := EvReload; e <= EvRespawn; e++ {
 			if !seen[pair{p, e}] {
 				t.Errorf("table: %s + %s missing", p, e)
 			}
@@ -140,10 +149,10 @@ func TestNames(t *testing.T) {
 	if got, want := len(phaseNames), int(Done)+1; got != want {
 		t.Errorf("%d phase names, want %d", got, want)
 	}
-	if got, want := len(eventNames), int(EvNoneLeft)+1; got != want {
+	if got, want := len(eventNames), int(EvRespawn)+1; got != want {
 		t.Errorf("%d event names, want %d", got, want)
 	}
-	if got, want := len(actionNames), int(ActExit)+1; got != want {
+	if got, want := len(actionNames), int(ActRespawn)+1; got != want {
 		t.Errorf("%d action names, want %d", got, want)
 	}
 	for _, names := range [][]string{phaseNames[:], eventNames[:], actionNames[:]} {

@@ -21,6 +21,7 @@ func (s *Supervisor) report() status.Report {
 		History: append([]status.ReloadRecord(nil), s.st.History...), CurrConns: -1, ConnRate: -1,
 		StatsSocket: s.cfg.Settings.StatsSocket, Stopping: s.phase == Stopping || s.phase == Done,
 		DrainRetired: s.st.Retired, LogLinesDropped: logx.L.Dropped(),
+		Respawns: s.st.Respawns, HeldSockets: s.holder.Len(),
 	}
 	if !s.st.StartedAt.IsZero() {
 		r.UptimeSec = int64(time.Since(s.st.StartedAt).Seconds())

@@ -20,6 +20,7 @@ import (
 
 	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/listeners"
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/sdnotify"
@@ -39,6 +40,12 @@ type Config struct {
 	Control    *control.Server // the control socket (nil: unavailable)
 	Lock       *os.File        // the runtime folder's lock, held for life
 	Version    string          // the wrapper's version
+	// Holder keeps the listening sockets and serves them to -x (nil:
+	// unavailable; reloads then take them from the serving generation).
+	Holder *listeners.Holder
+	// Inherited are the sockets systemd passed (LISTEN_FDS): held from the
+	// start, handed to the first generation.
+	Inherited []listeners.Socket
 }
 
 // state is what crosses an upgrade (see handoff).
@@ -60,6 +67,17 @@ type state struct {
 	NotifyWarned    bool                  `json:"notify_warned"`
 	Retired         int                   `json:"retired"`
 	Image           imageID               `json:"image"`
+	Respawns        int                   `json:"respawns"`
+	Held            []heldMeta            `json:"held,omitempty"` // the held sockets, in the order of the hand-over's files
+}
+
+// heldMeta is what an upgrade carries of a held socket besides its
+// descriptor.
+type heldMeta struct {
+	NS     string `json:"ns,omitempty"`
+	Iface  string `json:"iface,omitempty"`
+	Opts   uint32 `json:"opts,omitempty"`
+	Stored string `json:"stored,omitempty"` // its name in systemd's store
 }
 
 const historySize = 10
@@ -115,6 +133,13 @@ type Supervisor struct {
 	statusKck chan struct{}
 	image     imageID
 	drainTick *time.Ticker // checks HAPROXY_WRAPPER_MAX_DRAIN_AGE
+
+	holder     *listeners.Holder
+	stored     map[uint64]string // held socket inode -> its name in systemd's store
+	respawns   []time.Time       // respawns in the last minute
+	crashWS    unix.WaitStatus   // how the generation a respawn replaces ended
+	graceTimer *time.Timer       // HAPROXY_WRAPPER_STOP_GRACE
+	graceSig   unix.Signal
 }
 
 // New returns a supervisor for a first start.
@@ -132,6 +157,23 @@ func New(cfg Config) *Supervisor {
 	}
 	s.helperCtx, s.helperStop = context.WithCancel(context.Background())
 	s.ctl = cfg.Control
+	s.holder = cfg.Holder
+	s.stored = map[uint64]string{}
+	if s.holder != nil && len(cfg.Inherited) > 0 {
+		added := s.holder.Add(cfg.Inherited)
+		names := make([]string, len(added))
+		for i, a := range added {
+			names[i] = a.Describe()
+			if listeners.IsStoreName(a.Name) {
+				// In systemd's store already: removed from it when no
+				// bind line uses it any more.
+				s.stored[a.Ino()] = a.Name
+			}
+		}
+		logx.Infof("holding %d listening socket(s) passed by systemd, for the first generation: %s", len(added), strings.Join(names, ", "))
+	} else {
+		listeners.CloseAll(cfg.Inherited)
+	}
 	return s
 }
 
@@ -163,6 +205,9 @@ func (s *Supervisor) Run(resumed bool) int {
 	if age := s.cfg.Settings.MaxDrainAge; age > 0 {
 		s.drainTick = time.NewTicker(max(min(age/4, time.Second), 10*time.Millisecond))
 		defer s.drainTick.Stop()
+	}
+	if s.holder != nil {
+		go s.holder.Serve() // ends with holder.Close in cleanup
 	}
 	bgCtx, bgCancel := context.WithCancel(context.Background())
 	s.bg.Add(2)
@@ -276,7 +321,10 @@ func (s *Supervisor) step(wait bool) bool {
 	if s.ctl != nil {
 		reqs = s.ctl.Requests()
 	}
-	var stopKill, extend, drainTick <-chan time.Time
+	var stopKill, extend, drainTick, grace <-chan time.Time
+	if s.graceTimer != nil {
+		grace = s.graceTimer.C
+	}
 	if s.drainTick != nil {
 		drainTick = s.drainTick.C
 	}
@@ -303,6 +351,8 @@ func (s *Supervisor) step(wait bool) bool {
 	case <-stopKill:
 		logx.Warningf("haproxy still running %s after the stop: SIGKILL", s.cfg.Settings.StopTimeout)
 		s.signalGens(s.st.Gens, unix.SIGKILL)
+	case <-grace:
+		s.graceOver()
 	case <-extend:
 		s.notify.ExtendTimeout(10 * time.Second)
 	case now := <-drainTick:
@@ -358,7 +408,7 @@ func (s *Supervisor) do(a Action, c *evCtx) {
 		}
 		s.beginReload(c.why)
 	case ActSpawnOrUpgrade:
-		if s.upgradeWanted() {
+		if s.st.Trigger != triggerRespawn && s.upgradeWanted() {
 			s.startProbe()
 			return
 		}
@@ -432,6 +482,8 @@ func (s *Supervisor) do(a Action, c *evCtx) {
 	case ActExit:
 		s.helperStop()
 		s.stopExtend()
+	case ActRespawn:
+		s.beginRespawn(c.gen, c.ws)
 	}
 }
 
@@ -513,6 +565,10 @@ func (s *Supervisor) onExit(ex proc.Exit) {
 			s.handle(EvServingDied, c)
 			break
 		}
+		if s.phase == Serving && s.canRespawn(ex.WS, time.Now()) {
+			s.handle(EvRespawn, c)
+			break
+		}
 		c.reason = fmt.Sprintf("haproxy generation %d (pid %d) died: %s", g.Gen, g.Pid, proc.DescribeStatus(ex.WS))
 		if s.phase == Reloading || s.phase == Upgrading {
 			s.lostServing = true
@@ -556,6 +612,9 @@ func (s *Supervisor) stopExit(g *generation, ws unix.WaitStatus) {
 func (s *Supervisor) checkNoneLeft(ws unix.WaitStatus) {
 	if len(s.st.Gens) > 0 || s.starting != nil {
 		return
+	}
+	if s.phase == Reloading && s.st.Trigger == triggerRespawn {
+		return // its new generation is on its way, from the held sockets
 	}
 	switch s.phase {
 	case Starting, Done:
@@ -709,6 +768,10 @@ func (s *Supervisor) stopExtend() {
 
 // reloadSettled records a reload's outcome, tells systemd and the waiters.
 func (s *Supervisor) reloadSettled(ok bool, reason string, g *generation) {
+	if s.st.Trigger == triggerRespawn {
+		s.respawnSettled(ok, reason, g)
+		return
+	}
 	rec := status.ReloadRecord{At: s.st.ReloadStarted, Duration: time.Since(s.st.ReloadStarted), OK: ok, Error: reason, Trigger: s.st.Trigger}
 	if sv := s.serving(); sv != nil {
 		rec.Gen = sv.Gen
@@ -745,6 +808,26 @@ func (s *Supervisor) reloadSettled(ok bool, reason string, g *generation) {
 	}
 }
 
+// respawnSettled ends a respawn: the new generation serves, or the wrapper
+// stops with the dead generation's status.
+func (s *Supervisor) respawnSettled(ok bool, reason string, g *generation) {
+	s.st.Trigger = ""
+	if ok {
+		logx.Noticef("respawned: generation %d serving (pid %d) in %s", g.Gen, g.Pid, time.Since(s.st.ReloadStarted).Round(time.Millisecond))
+		s.notify.Ready(s.report().Line(), os.Getpid())
+		s.kickStatus()
+		return
+	}
+	logx.Errorf("respawn failed: %s", reason)
+	for _, w := range s.waiters {
+		w.Answer(false, "haproxy died and could not be respawned: "+reason)
+	}
+	s.waiters = nil
+	if s.serving() == nil && s.phase != Stopping {
+		s.handle(EvServingDied, evCtx{reason: "haproxy died and could not be respawned: " + reason, ws: s.crashWS})
+	}
+}
+
 // forwardStop sends the stop signal to every generation and ends helpers.
 func (s *Supervisor) forwardStop(sig unix.Signal, why string) {
 	if sig == 0 {
@@ -773,9 +856,18 @@ func (s *Supervisor) forwardStop(sig unix.Signal, why string) {
 			g.cancel()
 		}
 	}
+	if n := s.holder.Release(); n > 0 {
+		// Only haproxy's copies (and systemd's store, for a restart)
+		// keep the ports open now.
+		logx.Infof("released %d held listening socket(s)", n)
+	}
+	soft := s.softStop(sig)
 	for _, g := range s.st.Gens {
 		g.stopSig = sig
-		if sig == unix.SIGUSR1 && !g.Ready {
+		if soft && g.Ready {
+			g.stopSig = unix.SIGUSR1
+		}
+		if g.stopSig == unix.SIGUSR1 && !g.Ready {
 			// A generation that does not serve yet has no connection to
 			// let finish: it is stopped, not soft-stopped (and haproxy
 			// may not have its SIGUSR1 handler yet).
@@ -796,6 +888,10 @@ func (s *Supervisor) cleanup() {
 	if s.stopKill != nil {
 		s.stopKill.Stop()
 	}
+	if s.graceTimer != nil {
+		s.graceTimer.Stop()
+	}
+	s.holder.Close()
 	// Descendants adopted as subreaper (e.g. workers of a killed haproxy)
 	// are the wrapper's own children: end them, never leave them.
 	for _, p := range proc.ChildrenOf(os.Getpid()) {
@@ -855,6 +951,7 @@ func (s *Supervisor) took(g *generation) {
 		g.Workers, _ = proc.FilterOwn(pids, s.own)
 	} else {
 		s.writePIDFile(g.Pid)
+		s.holdSockets(g)
 	}
 	s.lostServing = false
 	s.handle(EvReady, evCtx{gen: g})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/handoff"
 	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/listeners"
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
@@ -108,6 +110,14 @@ func (s *Supervisor) upgrade() {
 			files = append(files, handoff.Named{Name: "output-" + strconv.Itoa(g.Gen), Conn: g.out.Conn()})
 		}
 	}
+	var held []heldMeta
+	if s.holder != nil {
+		files = append(files, handoff.Named{Name: "holder", Conn: s.holder.Listener()})
+		for i, k := range s.holder.Held() {
+			files = append(files, handoff.Named{Name: "held-" + strconv.Itoa(i), Conn: listeners.RawConn(k.FD)})
+			held = append(held, heldMeta{NS: k.NS, Iface: k.Iface, Opts: k.Opts, Stored: s.stored[k.Ino()]})
+		}
+	}
 	sentinel, serr := handoff.StartSentinel(s.cfg.Self, os.Getpid(), s.targets(s.st.Gens), func(path string, argv []string, files []*os.File) (int, error) {
 		return s.r.Spawn(path, argv, proc.ChildEnv(os.Environ()), files, make(chan proc.Exit, 1))
 	})
@@ -119,6 +129,7 @@ func (s *Supervisor) upgrade() {
 	}
 	st := s.st
 	st.NotifyWarned = s.notify.Warned()
+	st.Held = held
 	logx.Noticef("re-executing on %s: %s is a new binary.", st.Trigger, s.cfg.Self)
 	logx.L.Flush(200 * time.Millisecond)
 	env := proc.UnsetEnv(os.Environ(), proc.EnvDaemonFD)
@@ -168,6 +179,7 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 	for _, g := range s.st.Gens {
 		s.r.Watch(g.Pid, s.exits)
 	}
+	var held []listeners.Socket
 	for _, name := range rcv.Order {
 		f := rcv.Files[name]
 		switch {
@@ -194,6 +206,26 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 			// This image catches its signals since its init: the
 			// sentinel may go.
 			handoff.Release(f)
+		case name == "holder":
+			h, err := listeners.FromListener(f, filepath.Join(cfg.Settings.RuntimeDir, HolderSocketName))
+			if err != nil {
+				logx.Warningf("listening sockets' hand-over socket handed over: %v: reloads take them from the serving generation", err)
+				continue
+			}
+			s.holder = h
+		case strings.HasPrefix(name, "held-"):
+			i, _ := strconv.Atoi(strings.TrimPrefix(name, "held-"))
+			k, err := listeners.FromFile(f)
+			if err != nil || i < 0 || i >= len(s.st.Held) {
+				k.Close()
+				continue
+			}
+			m := s.st.Held[i]
+			k.NS, k.Iface, k.Opts = m.NS, m.Iface, m.Opts
+			held = append(held, k)
+			if m.Stored != "" {
+				s.stored[k.Ino()] = m.Stored
+			}
 		case strings.HasPrefix(name, "output-"):
 			n, _ := strconv.Atoi(strings.TrimPrefix(name, "output-"))
 			for _, g := range s.st.Gens {
@@ -208,6 +240,12 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 		default:
 			f.Close()
 		}
+	}
+	s.st.Held = nil
+	if s.holder != nil {
+		s.holder.Add(held)
+	} else {
+		listeners.CloseAll(held)
 	}
 	return s, nil
 }
