@@ -483,23 +483,45 @@ func TestStop(t *testing.T) {
 	})
 }
 
+// TestRestartAfterHAProxyKilled: a SIGKILLed serving haproxy is respawned
+// by the wrapper (HAPROXY_WRAPPER_RESPAWN_LIMIT, 3 a minute) with the unit's
+// main process unchanged; the kill past the limit ends the wrapper with
+// haproxy's status, and systemd's Restart= brings the unit back.
 func TestRestartAfterHAProxyKilled(t *testing.T) {
 	forEachKind(t, nil, func(t *testing.T, f *fixture) {
 		st := f.start()
 		main := mainPID(st)
-		hs := f.haproxyChildren(main)
-		if len(hs) == 0 {
-			t.Fatalf("no haproxy child of MainPID %d; descendants %v", main, f.s.Descendants(main))
+		// The legacy (Type=simple) unit is active before haproxy serves: a
+		// kill before that is a failed start, not a crash.
+		if _, ok := f.s.WaitJournal(unitName, "serving: generation 1", 20*time.Second); !ok {
+			t.Fatalf("generation 1 never served:\n%s", f.s.Journal(unitName))
 		}
-		for _, h := range hs {
-			t.Logf("SIGKILL haproxy %d (%s)", h, f.s.ProcCmdline(h))
-			f.s.KillInside(h, "KILL")
+		const limit = 3 // the default HAPROXY_WRAPPER_RESPAWN_LIMIT
+		for i := 1; i <= limit+1; i++ {
+			hs := f.haproxyChildren(main)
+			if len(hs) == 0 {
+				t.Fatalf("kill %d: no haproxy child of MainPID %d; descendants %v", i, main, f.s.Descendants(main))
+			}
+			for _, h := range hs {
+				t.Logf("kill %d: SIGKILL haproxy %d (%s)", i, h, f.s.ProcCmdline(h))
+				f.s.KillInside(h, "KILL")
+			}
+			if i > limit {
+				break
+			}
+			if _, ok := f.s.WaitJournal(unitName, fmt.Sprintf("respawned: generation %d serving", i+1), 20*time.Second); !ok {
+				t.Fatalf("kill %d: no respawn:\n%s", i, f.s.Journal(unitName))
+			}
+			if got := mainPID(f.state()); got != main {
+				t.Fatalf("kill %d: MainPID %d -> %d: the unit restarted instead of the wrapper respawning haproxy", i, main, got)
+			}
+			WaitHTTP(t, f.port, "config-a", 10*time.Second)
 		}
 		st2 := f.s.WaitState(unitName, 20*time.Second, "a restarted unit with a new MainPID", func(m map[string]string) bool {
 			p := mainPID(m)
 			return p != 0 && p != main && m["ActiveState"] == "active" && m["SubState"] == "running"
 		})
-		t.Logf("after killing haproxy: %s (MainPID before %d)", FormatState(st2), main)
+		t.Logf("after the kill past the respawn limit: %s (MainPID before %d)", FormatState(st2), main)
 		// How the old main process ended (the spec wants haproxy's status,
 		// i.e. not a clean exit 0, so that the crash is visible).
 		j, found := f.s.WaitJournal(unitName, "Main process exited", 5*time.Second)
