@@ -437,10 +437,10 @@ func TestSocketActivation(t *testing.T) {
 	if err != nil || code != 200 || body != "activated" {
 		t.Fatalf("first request through the socket unit: %d %q %v\njournal:\n%s", code, body, err, s.Journal(unitName))
 	}
-	st := s.State(unitName)
-	if st["ActiveState"] != "active" {
-		t.Fatalf("haproxy.service after the first connection: %s", FormatState(st))
-	}
+	// haproxy answers a moment before the wrapper's READY=1 reaches systemd.
+	st := s.WaitState(unitName, 20*time.Second, "haproxy.service active after the first connection", func(m map[string]string) bool {
+		return m["ActiveState"] == "active"
+	})
 	j, _ := s.WaitJournal(unitName, "passed by systemd", 5*time.Second)
 	if !strings.Contains(j, "holding 2 listening socket(s) passed by systemd") {
 		t.Errorf("no line about the 2 sockets systemd passed:\n%s", j)
