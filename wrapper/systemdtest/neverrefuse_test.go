@@ -289,6 +289,55 @@ StartLimitIntervalSec=0
 	}
 	stopUnit(t, s)
 	waitRefuses(t, port, "after systemctl stop")
+
+	// The forking unit: its -D parent passes the sockets on to the daemon,
+	// and the daemon stores them again at each status tick (its first
+	// FDSTORE may come before systemd knows it as the main process).
+	s.WriteUnit(unitName, RenderUnit(t, "haproxy-forking.service.in"))
+	s.WriteDropIn(unitName, "20-hsw-status.conf", "[Service]\nEnvironment=HAPROXY_WRAPPER_STATUS_INTERVAL=200ms\n")
+	s.DaemonReload()
+	startUnit(t, s)
+	WaitHTTP(t, port, "big-1", 30*time.Second)
+	waitStored(t, s, 1)
+	first = listenInodes(port)
+	rf := restartAll(t, func(i int) {
+		waitStored(t, s, 1)
+		if got := listenInodes(port); !slices.Equal(got, first) {
+			t.Errorf("forking unit: after restart %d the listening sockets are %v, want %v", i, got, first)
+		}
+	})
+	t.Logf("%d restarts of the forking unit: %d requests, %d failed (%d refused)", restarts, rf.Sent, rf.Failed, refusedOf(rf))
+	if rf.Failed > 0 {
+		t.Errorf("forking unit: %d of %d requests failed during the restarts: %v %q\njournal:\n%s", rf.Failed, rf.Sent, rf.Errors, rf.Samples, s.Journal(unitName))
+	}
+	stopUnit(t, s)
+	waitRefuses(t, port, "forking unit, after systemctl stop")
+}
+
+// waitStored waits until the unit's file descriptor store holds at least n
+// descriptors (NFileDescriptorStore, systemd >= 254). Older systemd does not
+// say: then it waits until the wrapper sent its store twice after systemd
+// knew the main process (two live STATUS= lines, which come right before).
+func waitStored(t *testing.T, s *Systemd, n int) {
+	t.Helper()
+	if v := s.Show(unitName, "NFileDescriptorStore")["NFileDescriptorStore"]; v != "" {
+		if err := waitFor(20*time.Second, 50*time.Millisecond, func() (bool, string) {
+			got, _ := strconv.Atoi(s.Show(unitName, "NFileDescriptorStore")["NFileDescriptorStore"])
+			return got >= n, fmt.Sprintf("NFileDescriptorStore=%d, want >= %d", got, n)
+		}); err != nil {
+			t.Fatalf("%v\njournal:\n%s", err, s.Journal(unitName))
+		}
+		return
+	}
+	seen := map[string]bool{}
+	if err := waitFor(20*time.Second, 20*time.Millisecond, func() (bool, string) {
+		if st := s.Show(unitName, "StatusText")["StatusText"]; strings.Contains(st, " gen ") {
+			seen[st] = true
+		}
+		return len(seen) >= 2, fmt.Sprintf("live STATUS= lines seen: %d", len(seen))
+	}); err != nil {
+		t.Fatalf("%v", err)
+	}
 }
 
 // TestCrashesRefuseNothing: 3 SIGKILLs of the serving haproxy under load:

@@ -140,6 +140,7 @@ type Supervisor struct {
 	crashWS    unix.WaitStatus   // how the generation a respawn replaces ended
 	graceTimer *time.Timer       // HAPROXY_WRAPPER_STOP_GRACE
 	graceSig   unix.Signal
+	forking    bool // the -D daemon (Type=forking): see restoreAll
 }
 
 // New returns a supervisor for a first start.
@@ -159,6 +160,7 @@ func New(cfg Config) *Supervisor {
 	s.ctl = cfg.Control
 	s.holder = cfg.Holder
 	s.stored = map[uint64]string{}
+	s.forking = cfg.DaemonPipe != nil
 	if s.holder != nil && len(cfg.Inherited) > 0 {
 		added := s.holder.Add(cfg.Inherited)
 		names := make([]string, len(added))
@@ -827,7 +829,11 @@ func (s *Supervisor) respawnSettled(ok bool, reason string, g *generation) {
 		s.kickStatus()
 		return
 	}
-	logx.Errorf("respawn failed: %s", reason)
+	if s.phase == Stopping {
+		logx.Infof("respawn abandoned: %s", reason)
+	} else {
+		logx.Errorf("respawn failed: %s", reason)
+	}
 	for _, w := range s.waiters {
 		w.Answer(false, "haproxy died and could not be respawned: "+reason)
 	}
