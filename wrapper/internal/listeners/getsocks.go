@@ -28,6 +28,11 @@ const exchangeTimeout = 5 * time.Second
 // Request is what a receiver writes first.
 const Request = "_getsocks"
 
+// ErrNoSockets is an exchange that gave no socket: haproxy writes nothing and
+// closes when it has none, and also when "_getsocks" failed on its side
+// (a stats socket without "expose-fd listeners", an allocation failure).
+var ErrNoSockets = errors.New("no socket (nothing exported, or the exchange failed on haproxy's side)")
+
 // Fetch takes copies of the listening sockets of the haproxy that answers
 // "_getsocks" on the unix socket at path (a stats socket declared with
 // "expose-fd listeners"): the receiving half of the exchange, as haproxy's
@@ -50,6 +55,9 @@ func Fetch(ctx context.Context, path string) ([]Socket, error) {
 	stop := context.AfterFunc(ctx, func() { _ = uc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	socks, err := receive(uc)
+	if err == nil && len(socks) == 0 {
+		err = ErrNoSockets
+	}
 	if err != nil {
 		return nil, fmt.Errorf("_getsocks on %s: %w", path, err)
 	}

@@ -81,7 +81,14 @@ func (h *Holder) Serve() {
 			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
 			continue
 		}
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			c.Close()
+			return
+		}
 		h.wg.Add(1)
+		h.mu.Unlock()
 		go func() {
 			defer h.wg.Done()
 			defer c.Close()
@@ -156,9 +163,6 @@ func peer(c *net.UnixConn) (pid, uid int, err error) {
 	return int(cred.Pid), int(cred.Uid), nil
 }
 
-// Copies duplicates the held sockets (the caller closes them).
-func (h *Holder) Copies() ([]Socket, error) { return h.copies() }
-
 // copies duplicates the held sockets (the caller closes them), so that a
 // Replace during an exchange never closes a descriptor being sent.
 func (h *Holder) copies() ([]Socket, error) {
@@ -188,13 +192,21 @@ func (h *Holder) Len() int {
 
 // Served is how many exchanges were answered.
 func (h *Holder) Served() int {
+	if h == nil {
+		return 0
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.served
 }
 
-// Held returns the held sockets' descriptions and inodes, in order.
+// Held returns the held sockets, in order. Their descriptors stay the
+// holder's: use them only from the goroutine that calls Replace and
+// Release (the supervisor's loop), which alone may close them.
 func (h *Holder) Held() []Socket {
+	if h == nil {
+		return nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]Socket(nil), h.socks...)

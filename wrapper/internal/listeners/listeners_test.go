@@ -3,6 +3,7 @@ package listeners
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -85,6 +86,12 @@ func TestExchangeRoundTrip(t *testing.T) {
 				t.Fatalf("holder holds %d, want %d", h.Len(), n)
 			}
 			got, err := Fetch(context.Background(), h.Path())
+			if n == 0 {
+				if !errors.Is(err, ErrNoSockets) {
+					t.Fatalf("Fetch of an empty set: %d sockets, %v; want ErrNoSockets", len(got), err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
@@ -171,6 +178,14 @@ func TestFetchVariants(t *testing.T) {
 				}
 			}
 			got, err := Fetch(context.Background(), fakeSender(t, in, tt.nothing))
+			if tt.nothing {
+				// Nothing sent: no socket, or a failed exchange on
+				// haproxy's side; never an empty set to hold.
+				if !errors.Is(err, ErrNoSockets) {
+					t.Fatalf("nothing sent: %d sockets, %v; want ErrNoSockets", len(got), err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,6 +29,7 @@ type generation struct {
 	ReadySock string    `json:"ready_sock,omitempty"`
 	ReadyCfg  string    `json:"ready_cfg,omitempty"`
 	WithX     bool      `json:"with_x,omitempty"`
+	XSock     string    `json:"x_sock,omitempty"`   // where its -x pointed
 	Retiring  bool      `json:"retiring,omitempty"` // got SIGTERM from a drain limit
 
 	out     *haproxy.Output
@@ -186,7 +187,7 @@ func (s *Supervisor) spawn(reload, noX bool) error {
 	if !noX {
 		xs = s.xSocket(reload)
 	}
-	g.WithX = xs != ""
+	g.WithX, g.XSock = xs != "", xs
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return err

@@ -51,19 +51,34 @@ func (s *Supervisor) xSocket(reload bool) string {
 	return s.usableStatsSocket()
 }
 
-// holdSockets takes copies of generation g's listening sockets and makes
-// them the held set: a socket no "bind" line uses any more is closed (its
-// port closes once the old generations closed theirs), and systemd's file
-// descriptor store follows.
-func (s *Supervisor) holdSockets(g *generation) {
+// fetchSockets takes copies of generation g's listening sockets, in a
+// helper (the exchange is bounded, but the loop must not wait for it): its
+// evSockets makes them the held set (holdSockets).
+func (s *Supervisor) fetchSockets(g *generation) {
 	if s.holder == nil || g.ReadySock == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-	socks, err := listeners.Fetch(ctx, g.ReadySock)
-	cancel()
+	sock := g.ReadySock
+	s.helper(func() event {
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		defer cancel()
+		socks, err := listeners.Fetch(ctx, sock)
+		return event{kind: evSockets, gen: g, socks: socks, err: err}
+	})
+}
+
+// holdSockets makes the sockets taken from generation g the held set: a
+// socket no "bind" line uses any more is closed (its port closes once the
+// old generations closed theirs), and systemd's file descriptor store
+// follows. Sockets that come too late (a stop began, or g no longer serves)
+// are closed; a failed exchange leaves the held set as it was.
+func (s *Supervisor) holdSockets(g *generation, socks []listeners.Socket, err error) {
 	if err != nil {
 		logx.Warningf("could not take copies of generation %d's listening sockets (%v): the held ones stay as they were", g.Gen, err)
+		return
+	}
+	if s.phase == Stopping || s.phase == Done || s.serving() != g {
+		listeners.CloseAll(socks)
 		return
 	}
 	mine := filepath.Clean(s.cfg.Settings.RuntimeDir) + string(filepath.Separator)
@@ -113,6 +128,37 @@ func (s *Supervisor) store(k listeners.Socket) {
 	}
 }
 
+// releaseForLegacy lets go of the sockets systemd passed when haproxy turns
+// out to be 1.7 or older: it cannot take them over (no -x), and a copy held
+// beside the port it binds anew would take a share of its connections
+// (SO_REUSEPORT) that nobody accepts. They leave systemd's store too.
+func (s *Supervisor) releaseForLegacy() {
+	if n := s.holder.Release(); n > 0 {
+		logx.Warningf("haproxy %s cannot take listening sockets over (no -x before 1.8): %d socket(s) passed by systemd closed", s.st.HAProxyVersion, n)
+	}
+	for ino, name := range s.stored {
+		s.notify.RemoveFD(name)
+		delete(s.stored, ino)
+	}
+}
+
+// restoreAll puts every held socket in systemd's store again (systemd
+// suppresses a socket it holds already), a few times after the first start
+// of the -D daemon: its first FDSTORE= may reach systemd before systemd read
+// the pid file and knew the daemon as the main process (NotifyAccess=main).
+// It runs on the loop, which alone changes the held set.
+func (s *Supervisor) restoreAll() {
+	const times = 5
+	s.restores++
+	if s.restores >= times {
+		s.restore.Stop()
+		s.restore = nil
+	}
+	for _, k := range s.holder.Held() {
+		s.notify.StoreFD(listeners.StoreName(k), k.FD)
+	}
+}
+
 // respawnWindow is the period HAPROXY_WRAPPER_RESPAWN_LIMIT counts in.
 const respawnWindow = time.Minute
 
@@ -127,13 +173,13 @@ func (s *Supervisor) canRespawn(ws unix.WaitStatus, now time.Time) bool {
 	if ws.Exited() && ws.ExitStatus() == 0 {
 		return false
 	}
-	recent := s.respawns[:0]
-	for _, t := range s.respawns {
+	recent := s.st.RespawnTimes[:0]
+	for _, t := range s.st.RespawnTimes {
 		if now.Sub(t) < respawnWindow {
 			recent = append(recent, t)
 		}
 	}
-	s.respawns = recent
+	s.st.RespawnTimes = recent
 	if len(recent) >= s.cfg.Settings.RespawnLimit {
 		logx.Errorf("haproxy died %d times within %s (HAPROXY_WRAPPER_RESPAWN_LIMIT=%d): no more respawn", len(recent)+1, respawnWindow, s.cfg.Settings.RespawnLimit)
 		return false
@@ -145,14 +191,14 @@ func (s *Supervisor) canRespawn(ws unix.WaitStatus, now time.Time) bool {
 // sockets: a reload without RELOADING=1, no upgrade, and when it fails the
 // exit code is the dead generation's.
 func (s *Supervisor) beginRespawn(g *generation, ws unix.WaitStatus) {
-	s.respawns = append(s.respawns, time.Now())
+	s.st.RespawnTimes = append(s.st.RespawnTimes, time.Now())
 	s.st.Respawns++
 	s.crashWS = ws
 	s.noX = false
 	s.st.ReloadStarted = time.Now()
 	s.st.Trigger = triggerRespawn
 	logx.Errorf("haproxy generation %d (pid %d) died (%s): respawning from %d held listening socket(s) (respawn %d of %d a minute)",
-		g.Gen, g.Pid, proc.DescribeStatus(ws), s.holder.Len(), len(s.respawns), s.cfg.Settings.RespawnLimit)
+		g.Gen, g.Pid, proc.DescribeStatus(ws), s.holder.Len(), len(s.st.RespawnTimes), s.cfg.Settings.RespawnLimit)
 	s.notify.Status(fmt.Sprintf("haproxy generation %d died (%s): respawning", g.Gen, proc.DescribeStatus(ws)))
 	s.startCheck(true)
 }
@@ -163,7 +209,7 @@ func (s *Supervisor) beginRespawn(g *generation, ws unix.WaitStatus) {
 // applies.
 func (s *Supervisor) softStop(sig unix.Signal) bool {
 	grace := s.cfg.Settings.StopGrace
-	if grace <= 0 || s.st.Mode != haproxy.ModeForeground || (sig != unix.SIGTERM && sig != unix.SIGINT) || s.graceTimer != nil {
+	if grace <= 0 || s.st.Mode != haproxy.ModeForeground || (sig != unix.SIGTERM && sig != unix.SIGINT) {
 		return false
 	}
 	logx.Noticef("soft-stopping haproxy: %s follows in %s unless it is done (HAPROXY_WRAPPER_STOP_GRACE)", unix.SignalName(sig), grace)

@@ -68,7 +68,8 @@ type state struct {
 	Retired         int                   `json:"retired"`
 	Image           imageID               `json:"image"`
 	Respawns        int                   `json:"respawns"`
-	Held            []heldMeta            `json:"held,omitempty"` // the held sockets, in the order of the hand-over's files
+	RespawnTimes    []time.Time           `json:"respawn_times,omitempty"` // in the last minute (HAPROXY_WRAPPER_RESPAWN_LIMIT)
+	Held            []heldMeta            `json:"held,omitempty"`          // the held sockets, in the order of the hand-over's files
 }
 
 // heldMeta is what an upgrade carries of a held socket besides its
@@ -91,14 +92,16 @@ const (
 	evProbeResult
 	evOldStopped
 	evVersion
+	evSockets // a serving generation's listening sockets, taken
 )
 
 type event struct {
-	kind eventKind
-	gen  *generation
-	err  error
-	text string            // evVersion: haproxy's version
-	mode haproxy.StartMode // evVersion: the start mode it implies
+	kind  eventKind
+	gen   *generation
+	err   error
+	text  string             // evVersion: haproxy's version
+	mode  haproxy.StartMode  // evVersion: the start mode it implies
+	socks []listeners.Socket // evSockets
 }
 
 // Supervisor runs haproxy generations.
@@ -136,11 +139,12 @@ type Supervisor struct {
 
 	holder     *listeners.Holder
 	stored     map[uint64]string // held socket inode -> its name in systemd's store
-	respawns   []time.Time       // respawns in the last minute
 	crashWS    unix.WaitStatus   // how the generation a respawn replaces ended
 	graceTimer *time.Timer       // HAPROXY_WRAPPER_STOP_GRACE
 	graceSig   unix.Signal
-	forking    bool // the -D daemon (Type=forking): see restoreAll
+	forking    bool         // the -D daemon (Type=forking): see restoreAll
+	restore    *time.Ticker // forking: the store is sent again a few times
+	restores   int
 }
 
 // New returns a supervisor for a first start.
@@ -261,6 +265,9 @@ func (s *Supervisor) versionKnown(ev event) {
 	}
 	s.st.HAProxyVersion = ev.text
 	s.st.Mode = ev.mode
+	if ev.mode == haproxy.ModeLegacy {
+		s.releaseForLegacy()
+	}
 	s.st.NoPipe = ev.mode == haproxy.ModeLegacy && !haproxy.LegacyPipe(ev.text)
 	s.st.StartedAt = time.Now()
 	s.st.Image = s.image
@@ -332,9 +339,12 @@ func (s *Supervisor) step(wait bool) bool {
 	if s.ctl != nil {
 		reqs = s.ctl.Requests()
 	}
-	var stopKill, extend, drainTick, grace <-chan time.Time
+	var stopKill, extend, drainTick, grace, restore <-chan time.Time
 	if s.graceTimer != nil {
 		grace = s.graceTimer.C
+	}
+	if s.restore != nil {
+		restore = s.restore.C
 	}
 	if s.drainTick != nil {
 		drainTick = s.drainTick.C
@@ -364,6 +374,8 @@ func (s *Supervisor) step(wait bool) bool {
 		s.signalGens(s.st.Gens, unix.SIGKILL)
 	case <-grace:
 		s.graceOver()
+	case <-restore:
+		s.restoreAll()
 	case <-extend:
 		s.notify.ExtendTimeout(10 * time.Second)
 	case now := <-drainTick:
@@ -385,6 +397,9 @@ type evCtx struct {
 	sig    unix.Signal
 	req    *control.Request
 	why    string
+	// requested: the stop was asked for by a signal (SIGTERM, SIGINT,
+	// SIGUSR1), not decided by the wrapper (haproxy died, did not start).
+	requested bool
 }
 
 // handle runs the transition for e and carries out its actions.
@@ -455,7 +470,7 @@ func (s *Supervisor) do(a Action, c *evCtx) {
 		c.why = "haproxy did not start: " + c.reason
 		c.sig = unix.SIGTERM
 	case ActForwardStop:
-		s.forwardStop(c.sig, c.why)
+		s.forwardStop(c.sig, c.why, c.requested)
 	case ActKillAll:
 		logx.Errorf("SIGABRT received (systemd watchdog timeout?): SIGKILL to every haproxy generation, exiting")
 		s.notify.Stopping("aborted: watchdog timeout")
@@ -499,7 +514,7 @@ func (s *Supervisor) do(a Action, c *evCtx) {
 }
 
 func (s *Supervisor) onSignal(sig unix.Signal) {
-	c := evCtx{sig: sig, why: unix.SignalName(sig)}
+	c := evCtx{sig: sig, why: unix.SignalName(sig), requested: sig == unix.SIGTERM || sig == unix.SIGINT || sig == unix.SIGUSR1}
 	switch sig {
 	case unix.SIGUSR2, unix.SIGHUP:
 		s.handle(EvReload, c)
@@ -548,10 +563,17 @@ func (s *Supervisor) onExit(ex proc.Exit) {
 		s.stopExtend()
 		g.out.Settle(500 * time.Millisecond)
 		out := g.out.Text()
-		if s.phase == Reloading && g.WithX && haproxy.SocketTransferFailed(out) {
-			logx.Warningf("haproxy could not take the listening sockets over HAPROXY_STATS_SOCKET %s (does its 'stats socket' line have 'expose-fd listeners'?): retrying without socket handover, connections may be reset", s.cfg.Settings.StatsSocket)
+		if (s.phase == Reloading || s.phase == Starting) && g.WithX && !s.noX && haproxy.SocketTransferFailed(out) {
+			logx.Warningf("haproxy generation %d could not take the listening sockets over -x %s (%s): retrying without socket handover, connections may be reset",
+				g.Gen, g.XSock, haproxy.SummarizeCheck(out))
 			s.noX = true
-			s.spawnReload()
+			if s.phase == Starting {
+				if err := s.spawn(false, true); err != nil {
+					s.handle(EvStartFailed, evCtx{reason: err.Error(), code: startExitCode(err)})
+				}
+			} else {
+				s.spawnReload()
+			}
 			break
 		}
 		c.reason = fmt.Sprintf("haproxy generation %d (pid %d) exited during start: %s", g.Gen, g.Pid, proc.DescribeStatus(ex.WS))
@@ -709,6 +731,8 @@ func (s *Supervisor) onEvent(ev event) {
 			logx.Warningf("%v: the reload counts as done", ev.err)
 		}
 		s.took(ev.gen)
+	case evSockets:
+		s.holdSockets(ev.gen, ev.socks, ev.err)
 	case evProbeResult:
 		if s.phase != Reloading {
 			return
@@ -737,6 +761,9 @@ func (s *Supervisor) writePIDFile(pid int) {
 }
 
 func (s *Supervisor) firstReady(g *generation) {
+	if s.forking && s.notify.Addr() != "" && s.holder.Len() > 0 {
+		s.restore = time.NewTicker(s.cfg.Settings.StatusPeriod)
+	}
 	logx.Noticef("haproxy %s serving: generation %d, pid %d, ready in %s", s.st.HAProxyVersion, g.Gen, g.Pid, time.Since(g.Started).Round(time.Millisecond))
 	s.notify.Ready(s.report().Line(), os.Getpid())
 	s.daemonDone("")
@@ -844,14 +871,20 @@ func (s *Supervisor) respawnSettled(ok bool, reason string, g *generation) {
 }
 
 // forwardStop sends the stop signal to every generation and ends helpers.
-func (s *Supervisor) forwardStop(sig unix.Signal, why string) {
+func (s *Supervisor) forwardStop(sig unix.Signal, why string, requested bool) {
 	if sig == 0 {
 		sig = unix.SIGTERM
 	}
+	first := s.stopSig == 0
 	s.stopSig = sig
 	s.st.Pending = false
+	soft := first && requested && s.softStop(sig)
 	if len(s.st.Gens) > 0 || s.starting != nil {
-		logx.Noticef("stopping (%s): %s to every haproxy generation", why, unix.SignalName(sig))
+		shown := sig
+		if soft {
+			shown = unix.SIGUSR1
+		}
+		logx.Noticef("stopping (%s): %s to every haproxy generation", why, unix.SignalName(shown))
 	}
 	if strings.HasPrefix(why, "haproxy did not start") {
 		s.notify.Stopping(why)
@@ -876,7 +909,6 @@ func (s *Supervisor) forwardStop(sig unix.Signal, why string) {
 		// keep the ports open now.
 		logx.Infof("released %d held listening socket(s)", n)
 	}
-	soft := s.softStop(sig)
 	for _, g := range s.st.Gens {
 		g.stopSig = sig
 		if soft && g.Ready {
@@ -905,6 +937,9 @@ func (s *Supervisor) cleanup() {
 	}
 	if s.graceTimer != nil {
 		s.graceTimer.Stop()
+	}
+	if s.restore != nil {
+		s.restore.Stop()
 	}
 	s.holder.Close()
 	// Descendants adopted as subreaper (e.g. workers of a killed haproxy)
@@ -966,7 +1001,7 @@ func (s *Supervisor) took(g *generation) {
 		g.Workers, _ = proc.FilterOwn(pids, s.own)
 	} else {
 		s.writePIDFile(g.Pid)
-		s.holdSockets(g)
+		s.fetchSockets(g)
 	}
 	s.lostServing = false
 	s.handle(EvReady, evCtx{gen: g})
