@@ -100,17 +100,24 @@ func configFiles(pid int) []string {
 	cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
 	var files []string
 	for i := 0; i+1 < len(inv.Args); i++ {
-		if inv.Args[i] == "-f" {
+		switch a := inv.Args[i]; {
+		case a == "-f":
 			f := inv.Args[i+1]
 			if !filepath.IsAbs(f) {
 				f = filepath.Join(cwd, f)
 			}
 			files = append(files, f)
 			i++
+		case haproxyValueOpts[a]:
+			i++
 		}
 	}
 	return files
 }
+
+// haproxyValueOpts are haproxy's options that take a value (as in
+// internal/haproxy's ParseInvocation): "-L -f" names no configuration.
+var haproxyValueOpts = map[string]bool{"-p": true, "-m": true, "-N": true, "-L": true, "-C": true, "-n": true, "-x": true, "-S": true}
 
 // fingerprint identifies the state of the files (and of the files in the
 // folders) among paths: inode, size, modification and change times. Only
