@@ -255,22 +255,7 @@ TimeoutStopSec=15s
 func TestReloadOnConfigChangePath(t *testing.T) {
 	f := setup(t, notifyKind(t))
 	s := f.s
-	s.WriteUnit("haproxy-reload.path", RenderUnit(t, "haproxy-reload.path.in"))
-	s.WriteUnit("haproxy-reload.service", RenderUnit(t, "haproxy-reload.service.in"))
-	s.WriteDropIn("haproxy-reload.path", "10-hsw-test.conf", fmt.Sprintf("[Path]\nPathChanged=\nPathChanged=%s\n", f.cfg))
-	s.DaemonReload()
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal of haproxy-reload.service:\n%s", s.Journal("haproxy-reload.service"))
-		}
-	}()
-	main := mainPID(f.start())
-	if out, err := s.Systemctl("start", "haproxy-reload.path"); err != nil {
-		t.Fatalf("systemctl start haproxy-reload.path: %v: %s", err, out)
-	}
-	s.WaitState("haproxy-reload.path", 10*time.Second, "the path unit waiting", func(m map[string]string) bool {
-		return m["ActiveState"] == "active"
-	})
+	main := f.startWithReloadPath()
 
 	// An edit, written as editors do (a new file renamed over the old one).
 	replace := func(content string) {
