@@ -210,8 +210,9 @@ func TestDebInstallsInRoot(t *testing.T) {
 // runSwitchedUnit runs Debian's haproxy.service (debianUnit) with the
 // wrapper's drop-in (dropIn) and a local overwrite.conf that sets CONFIG to a
 // test configuration in dir, under s: it starts with the wrapper at wantExe
-// as its main process and serves, names the -S of Debian's $EXTRAOPTS,
-// reloads, stops. It returns systemctl cat's text.
+// as its main process and serves, names the -S of Debian's $EXTRAOPTS, a
+// root shell's bare commands find it (checkBareCommands), it reloads and
+// stops. It returns systemctl cat's text.
 func runSwitchedUnit(t *testing.T, s *Systemd, debianUnit, dropIn, dir, wantExe string) string {
 	t.Helper()
 	port := FreePort(t)
@@ -246,6 +247,8 @@ TimeoutStopSec=15s
 	if j, ok := s.WaitJournal(unitName, "-S /run/haproxy-master.sock: ignored", 5*time.Second); !ok {
 		t.Errorf("no line about Debian's -S in the journal:\n%s", j)
 	}
+	// A root shell's bare commands find it (RuntimeDirectory= of the drop-in).
+	checkBareCommands(t, s, wantExe, "haproxy", main)
 	writeFile(t, cfg, haproxyConfig(port, "switched-2"))
 	if out, err := s.Systemctl("reload", unitName); err != nil {
 		t.Fatalf("systemctl reload: %v: %s", err, out)
