@@ -88,6 +88,9 @@ func TestCommandsFindTemplateInstances(t *testing.T) {
 	}
 	for _, args := range [][]string{{"reload"}, {"last-reload"}, {"status", "--json"}, {"status", "--prometheus"}} {
 		out, code := bareShell(t, s, w, args...)
+		if args[0] == "reload" {
+			t.Logf("bare reload, exit %d:\n%s", code, out)
+		}
 		if code != 64 || strings.Count(out, "\n") != 0 || !strings.Contains(out, "haproxy@alpha, haproxy@beta") || !strings.Contains(out, "--unit") {
 			t.Errorf("bare %s with two instances: exit %d, want 64 and one line naming both and --unit:\n%s", strings.Join(args, " "), code, out)
 		}
@@ -96,6 +99,7 @@ func TestCommandsFindTemplateInstances(t *testing.T) {
 		other := names[1-round]
 		writeFile(t, filepath.Join(dir, n+".cfg"), instanceConfig(n, port[n], n+"-2"))
 		out, code := bareShell(t, s, w, "reload", "--unit", "haproxy@"+n)
+		t.Logf("reload --unit haproxy@%s, exit %d: %s", n, code, out)
 		if code != 0 || !strings.HasPrefix(out, "reloaded: ") {
 			t.Errorf("reload --unit haproxy@%s: exit %d:\n%s", n, code, out)
 		}

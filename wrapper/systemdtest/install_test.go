@@ -143,6 +143,36 @@ func TestDebPackage(t *testing.T) {
 	if out, err := exec.Command(filepath.Join(x, "usr/sbin/haproxy-systemd-wrapper"), "version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "haproxy-systemd-wrapper ") {
 		t.Errorf("the packaged wrapper's version: %v %q", err, out)
 	}
+	checkLicense(t, filepath.Join(x, "usr/share/doc/haproxy-systemd-wrapper/copyright"))
+}
+
+// checkLicense: the project's LICENSE is the standard Apache License 2.0
+// text (Debian's copy of it, /usr/share/common-licenses/Apache-2.0), and
+// the package's copyright file, in the machine-readable format (DEP-5),
+// names it for the project's files.
+func checkLicense(t *testing.T, copyright string) {
+	t.Helper()
+	license, err := os.ReadFile("../../LICENSE")
+	if err != nil {
+		t.Fatalf("the project's LICENSE: %v", err)
+	}
+	standard, err := os.ReadFile("/usr/share/common-licenses/Apache-2.0")
+	if err != nil {
+		t.Fatalf("Debian's copy of the Apache License 2.0 (base-files): %v", err)
+	}
+	if string(license) != string(standard) {
+		t.Errorf("LICENSE is not the standard Apache License 2.0 text (%d bytes, want %d)", len(license), len(standard))
+	}
+	c, err := os.ReadFile(copyright)
+	if err != nil {
+		t.Fatalf("the package's copyright file: %v", err)
+	}
+	text := string(c)
+	if !strings.HasPrefix(text, "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") ||
+		!strings.Contains(text, "\nFiles: *\nCopyright: ") || !strings.Contains(text, "\nLicense: Apache-2.0\n") ||
+		!strings.Contains(text, "/usr/share/common-licenses/Apache-2.0") {
+		t.Errorf("the package's copyright file is not a DEP-5 file naming Apache-2.0 for the project's files:\n%s", text)
+	}
 }
 
 // buildDeb runs make deb and returns the package's path.
