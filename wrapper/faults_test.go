@@ -678,10 +678,16 @@ func TestFaultOddConfigPaths(t *testing.T) {
 // 65,678 bytes here.
 func TestFaultLinesBounded(t *testing.T) {
 	bin := requireRealHAProxy(t)
+	for _, args := range [][]string{nil, {"-D"}} { // the -D (Type=forking) parent reports the failure itself
+		t.Run(fmt.Sprint(args), func(t *testing.T) { linesBounded(t, bin, args) })
+	}
+}
+
+func linesBounded(t *testing.T, bin string, args []string) {
 	dir := shortDir(t)
 	realConfig(t, dir, "expose-fd listeners")
 	huge := filepath.Join(dir, strings.Repeat("z/", 32<<10)+"haproxy.cfg")
-	w := startWrapper(t, dir, wrapperOpts{noWait: true, env: []string{"CONFIG=" + huge, "HAPROXY_BIN=" + bin}})
+	w := startWrapper(t, dir, wrapperOpts{noWait: true, args: args, env: []string{"CONFIG=" + huge, "HAPROXY_BIN=" + bin}})
 	if code := w.waitExit(30 * time.Second); code == 0 {
 		t.Fatalf("exit code 0 with a configuration path of %d bytes:\n%.2000s", len(huge), w.out.String())
 	}
