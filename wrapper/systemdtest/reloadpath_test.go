@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -210,9 +211,30 @@ func (f *fixture) holdsOpen(pid int, path string) bool {
 	return false
 }
 
-// editDuringSlowReload: a 10,000-backend configuration is written; while
-// the haproxy it started reads it (the file open in that process), a second
-// edit is renamed over it. haproxy loads the first; the path unit does not
+// hasRead tells whether process pid (inside) has read the configuration
+// path of size bytes or is reading it: the file is open in it (haproxy 2.6
+// reads it line by line as it parses), or it read at least that many bytes
+// (haproxy 3.0 reads it whole into memory first, then parses).
+func (f *fixture) hasRead(pid int, path string, size int) bool {
+	if f.holdsOpen(pid, path) {
+		return true
+	}
+	io, err := f.s.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(io, "\n") {
+		if v, ok := strings.CutPrefix(l, "rchar: "); ok {
+			n, err := strconv.Atoi(v)
+			return err == nil && n >= size
+		}
+	}
+	return false
+}
+
+// editDuringSlowReload: a 10,000-backend configuration is written; once
+// the haproxy it started has read it, while that haproxy still starts, a
+// second edit is renamed over it. haproxy loads the first; the path unit does not
 // watch while the reload it started runs: the reload command sees the
 // change and reloads again, and the second edit serves.
 func (f *fixture) editDuringSlowReload(t *testing.T, body *string) {
@@ -220,31 +242,33 @@ func (f *fixture) editDuringSlowReload(t *testing.T, body *string) {
 	for try := 1; ; try++ {
 		f.waitReloadPathIdle(fmt.Sprintf("before slow edit %d", try))
 		first, second := fmt.Sprintf("slow-%d-a", try), fmt.Sprintf("slow-%d-b", try)
-		writeFile(t, f.cfg, haproxyConfig(f.port, first)+slow)
+		content := haproxyConfig(f.port, first) + slow
+		writeFile(t, f.cfg, content)
 		var pid int
 		if err := waitFor(20*time.Second, time.Millisecond, func() (bool, string) {
 			r, err := f.wrapperStatus()
 			pid = startingPID(r)
-			return err == nil && pid != 0 && f.holdsOpen(pid, f.cfg), fmt.Sprintf("%+v %v", r.Generations, err)
+			return err == nil && pid != 0 && f.hasRead(pid, f.cfg, len(content)), fmt.Sprintf("%+v %v", r.Generations, err)
 		}); err != nil {
 			t.Fatalf("no haproxy started reading the slow edit: %v", err)
 		}
 		editStyles[2].write(t, f.cfg, haproxyConfig(f.port, second)+slow, "", "") // renamed over
-		landed := f.holdsOpen(pid, f.cfg) || f.holdsOpen(pid, f.cfg+" (deleted)")
+		r, err := f.wrapperStatus()
+		landed := err == nil && startingPID(r) == pid // that haproxy still starts
 		*body = second
 		WaitHTTP(t, f.port, second, 30*time.Second)
 		if !landed {
 			if try == 3 {
-				t.Fatalf("in 3 tries the second edit never landed while haproxy read the slow configuration")
+				t.Fatalf("in 3 tries the second edit never landed while haproxy loaded the slow configuration")
 			}
-			t.Logf("try %d: haproxy had read the whole file before the second edit; again", try)
+			t.Logf("try %d: haproxy %d had started before the second edit; again", try, pid)
 			continue
 		}
 		j, ok := s.WaitJournal(unitName, "the configuration changed during the reload: reloading again", 10*time.Second)
 		if !ok {
 			t.Errorf("haproxy.service's journal does not show the reload asked again:\n%s", j)
 		}
-		t.Logf("try %d: the edit renamed over the file while haproxy (pid %d) read 10,000 backends serves", try, pid)
+		t.Logf("try %d: the edit renamed over the file after haproxy (pid %d) read it, while it loaded 10,000 backends, serves", try, pid)
 		return
 	}
 }
