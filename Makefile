@@ -67,7 +67,7 @@ test: deps lint
 # test: the rest runs under the host's own systemd in make test.
 MATRIX_SUITES ?= trixie sid
 MATRIX_DEB_SUITES ?= bookworm
-MATRIX_TESTS  := ^(TestDebInstallsInRoot|TestNotifyReloadUnit|TestStart|TestStartBrokenConfig|TestReloadUnderLoad|TestReloadBrokenConfig|TestStop|TestRestartAfterHAProxyKilled|TestTemplateInstancesUnderLoad|TestReloadOnConfigChangePath|TestStatusTextShowsLiveFigures|TestForkingUnitShowsLiveStatus|TestWrapperBinaryIsStatic|TestStockConfigReloadsKeepSockets|TestRestartsLoseNothing|TestCrashesRefuseNothing|TestSocketActivation)$$
+MATRIX_TESTS  := ^(TestDebInstallsInRoot|TestNotifyReloadUnit|TestStart|TestStartBrokenConfig|TestReloadUnderLoad|TestReloadBrokenConfig|TestStop|TestRestartAfterHAProxyKilled|TestTemplateInstancesUnderLoad|TestReloadOnConfigChangePath|TestStatusTextShowsLiveFigures|TestForkingUnitShowsLiveStatus|TestWrapperBinaryIsStatic|TestBareCommandsFindTheService|TestCommandsFindTemplateInstances|TestStockConfigReloadsKeepSockets|TestRestartsLoseNothing|TestCrashesRefuseNothing|TestSocketActivation)$$
 matrix: deps
 	@mkdir -p build; set -e; for s in $(MATRIX_SUITES); do \
 		log=build/matrix-$$s.log; \

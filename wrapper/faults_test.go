@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
+	"haproxy-systemd-wrapper/wrapper/internal/logx"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
@@ -714,6 +715,53 @@ func TestFaultOddConfigPaths(t *testing.T) {
 			t.Errorf("the error line does not say what is wrong (want CONFIG or \"File name too long\" in it): %q", errs[0])
 		}
 	})
+}
+
+// TestFaultLinesBounded: with a 64 KiB CONFIG path every line the wrapper
+// writes (its own, and haproxy's alert passed through) is at most
+// logx.MaxLine bytes and says how many bytes were cut; the error still says
+// what is wrong. Before lines were bounded, the wrapper wrote lines of
+// 65,678 bytes here.
+func TestFaultLinesBounded(t *testing.T) {
+	bin := requireRealHAProxy(t)
+	for _, args := range [][]string{nil, {"-D"}} { // the -D (Type=forking) parent reports the failure itself
+		t.Run(fmt.Sprint(args), func(t *testing.T) { linesBounded(t, bin, args) })
+	}
+}
+
+func linesBounded(t *testing.T, bin string, args []string) {
+	dir := shortDir(t)
+	realConfig(t, dir, "expose-fd listeners")
+	huge := filepath.Join(dir, strings.Repeat("z/", 32<<10)+"haproxy.cfg")
+	w := startWrapper(t, dir, wrapperOpts{noWait: true, args: args, env: []string{"CONFIG=" + huge, "HAPROXY_BIN=" + bin}})
+	if code := w.waitExit(30 * time.Second); code == 0 {
+		t.Fatalf("exit code 0 with a configuration path of %d bytes:\n%.2000s", len(huge), w.out.String())
+	}
+	out := w.out.String()
+	var cut, alerts int
+	for _, l := range strings.SplitAfter(out, "\n") {
+		if len(l) > logx.MaxLine {
+			t.Errorf("a line of %d bytes (max %d): %.200q...", len(l), logx.MaxLine, l)
+		}
+		if strings.HasSuffix(l, " bytes cut]\n") {
+			cut++
+			if strings.HasPrefix(l, "<3>[ALERT]") {
+				alerts++
+			}
+		}
+	}
+	if cut == 0 || alerts == 0 {
+		t.Errorf("%d lines end with the bytes cut, %d of them haproxy's alerts: want both (the path is %d bytes)\n%.3000s", cut, alerts, len(huge), out)
+	}
+	if errs := faultLines(out, "<3>haproxy-systemd-wrapper: "); len(errs) == 0 || !strings.Contains(errs[0], "z/z/") || !strings.Contains(errs[0], "Cannot open configuration file") {
+		// haproxy's own alert arrives without its end here ("File name
+		// too long"): measured, its 65.8 KB line reaches the wrapper's
+		// pipe cut near 64 KiB (a pipe's capacity), while it arrives whole
+		// in a shell pipe read by grep. A line's end is kept when it
+		// arrives (the PATH_MAX case above, logx's TestLinesAreBounded).
+		t.Errorf("no error line of the wrapper's naming the path and haproxy's reason (Cannot open configuration file):\n%.3000s", out)
+	}
+	t.Logf("%d bytes of output in %d lines, %d cut (%d of haproxy's alerts)", len(out), strings.Count(out, "\n"), cut, alerts)
 }
 
 func TestFaultLongControlSocketPath(t *testing.T) {

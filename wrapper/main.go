@@ -9,10 +9,7 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"haproxy-systemd-wrapper/wrapper/internal/commands"
 	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/earlysig"
 	"haproxy-systemd-wrapper/wrapper/internal/handoff"
@@ -30,7 +28,6 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/settings"
-	"haproxy-systemd-wrapper/wrapper/internal/status"
 	"haproxy-systemd-wrapper/wrapper/internal/supervisor"
 )
 
@@ -45,170 +42,13 @@ var handled = earlysig.Handled
 
 func main() { os.Exit(run(os.Args)) }
 
-// run dispatches the wrapper commands; everything else is haproxy's
-// command line and starts the supervisor.
+// run dispatches the wrapper commands (internal/commands); everything else
+// is haproxy's command line and starts the supervisor.
 func run(argv []string) int {
-	args := argv[1:]
-	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || isMetaFlag(args[0])) {
-		return command(args)
+	if len(argv) > 1 && commands.IsCommand(argv[1]) {
+		return commands.Run(argv[1:], version)
 	}
 	return supervise(argv)
-}
-
-func isMetaFlag(a string) bool {
-	switch a {
-	case "--help", "-help", "-h", "--version", "-version":
-		return true
-	}
-	return false
-}
-
-func usageError(format string, a ...any) int {
-	fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: "+format+"\n", a...)
-	fmt.Fprint(os.Stderr, "usage: haproxy-systemd-wrapper [haproxy arguments...] | reload | status [--json|--prometheus] | last-reload | version | help\n")
-	return proc.ExitUsage
-}
-
-// command runs a wrapper command (a first argument that is not a haproxy
-// option). Unknown commands, flags and extra arguments exit 64.
-func command(args []string) int {
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "version", "--version", "-version":
-		if len(rest) > 0 {
-			return usageError("%s takes no argument, got %q", cmd, rest[0])
-		}
-		fmt.Printf("haproxy-systemd-wrapper %s\n", version)
-		return proc.ExitOK
-	case "help", "--help", "-help", "-h":
-		if len(rest) > 0 {
-			return usageError("%s takes no argument, got %q", cmd, rest[0])
-		}
-		fmt.Print(settings.HelpText())
-		return proc.ExitOK
-	case handoff.ProbeCommand:
-		fmt.Print(handoff.ProbeAnswer())
-		return proc.ExitOK
-	case handoff.SentinelCommand:
-		return handoff.RunSentinel(rest)
-	case "reload":
-		if len(rest) > 0 {
-			return usageError("reload takes no argument, got %q", rest[0])
-		}
-	case "status":
-		if len(rest) > 1 || len(rest) == 1 && rest[0] != "--json" && rest[0] != "--prometheus" {
-			return usageError("status takes only --json or --prometheus, got %q", strings.Join(rest, " "))
-		}
-	case "last-reload":
-		if len(rest) > 0 {
-			return usageError("last-reload takes no argument, got %q", rest[0])
-		}
-	default:
-		return usageError("unknown command %q: use reload, status, last-reload, version or help (haproxy options start with -)", cmd)
-	}
-	set, err := settings.Load()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: %v\n", err)
-		return proc.ExitUsage
-	}
-	if cmd == "reload" {
-		return reloadCommand(set)
-	}
-	if cmd == "last-reload" {
-		return lastReloadCommand(set)
-	}
-	format := ""
-	if len(rest) == 1 {
-		format = rest[0]
-	}
-	return statusCommand(set, format)
-}
-
-func reloadCommand(set settings.Settings) int {
-	ans, err := control.Ask(context.Background(), set.ControlSocket, "reload")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: reload: %v\n", err)
-		return proc.ExitStartFailed
-	}
-	ans = strings.TrimSpace(ans)
-	if rest, ok := strings.CutPrefix(ans, "ok "); ok {
-		fmt.Printf("reloaded: %s\n", rest)
-		return proc.ExitOK
-	}
-	fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: reload failed: %s\n", strings.TrimPrefix(ans, "error "))
-	return proc.ExitStartFailed
-}
-
-// lastReloadCommand says how the last reload ended: exit 0 when it
-// succeeded (or there was none), 1 with haproxy's reason when it failed, 3
-// when no wrapper answers. For ExecReloadPost= of a Type=notify-reload unit:
-// systemd (>= 259) then fails "systemctl reload" when the reload failed,
-// which no notify message can do.
-func lastReloadCommand(set settings.Settings) int {
-	ans, err := control.RequestText(set.ControlSocket, "status json", 10*time.Second)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: last-reload: %v\n", err)
-		return 3
-	}
-	var r status.Report
-	if err := json.Unmarshal([]byte(ans), &r); err != nil {
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: last-reload: %s\n", strings.TrimSpace(strings.TrimPrefix(ans, "error ")))
-		return 3
-	}
-	switch l := r.LastReload; {
-	case l == nil:
-		fmt.Println("no reload yet")
-		return proc.ExitOK
-	case l.OK:
-		fmt.Printf("last reload ok: generation %d serving (%s ago)\n", r.Generation, time.Since(l.At).Round(time.Second))
-		return proc.ExitOK
-	default:
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: last reload failed (%s ago): %s\n", time.Since(l.At).Round(time.Second), l.Error)
-		return proc.ExitStartFailed
-	}
-}
-
-// statusCommand prints the status (format "", "--json" or "--prometheus");
-// exit 0 when haproxy serves, 3 (LSB: not running) otherwise.
-func statusCommand(set settings.Settings, format string) int {
-	req := "status"
-	if format != "" {
-		req = "status json"
-	}
-	ans, err := control.RequestText(set.ControlSocket, req, 10*time.Second)
-	if err != nil {
-		if format == "--prometheus" {
-			fmt.Print(status.PrometheusDown())
-		}
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: status: %v\n", err)
-		return 3
-	}
-	switch format {
-	case "--json":
-		fmt.Print(ans)
-		var r status.Report
-		if json.Unmarshal([]byte(ans), &r) == nil && r.Serving {
-			return proc.ExitOK
-		}
-		return 3
-	case "--prometheus":
-		var r status.Report
-		if err := json.Unmarshal([]byte(ans), &r); err != nil {
-			fmt.Print(status.PrometheusDown())
-			fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: status: %s\n", strings.TrimSpace(strings.TrimPrefix(ans, "error ")))
-			return 3
-		}
-		fmt.Print(status.Prometheus(&r))
-		if r.Serving {
-			return proc.ExitOK
-		}
-		return 3
-	}
-	fmt.Print(ans)
-	if strings.HasPrefix(ans, "error ") || strings.Contains(ans, "not serving") {
-		return 3
-	}
-	return proc.ExitOK
 }
 
 // locateHAProxy finds the haproxy binary the legacy way: $HAPROXY_BIN, else

@@ -29,25 +29,6 @@ func TestLocateHAProxy(t *testing.T) {
 	}
 }
 
-func TestCommandsRefuseUnknownArguments(t *testing.T) {
-	for _, args := range [][]string{
-		{"bogus"},
-		{"reload", "--now"},
-		{"reload", "extra"},
-		{"status", "--bogus"},
-		{"status", "--prometheus", "--json"},
-		{"status", "--Prometheus"},
-		{"status", "--json", "extra"},
-		{"last-reload", "--now"},
-		{"version", "x"},
-		{"help", "x"},
-	} {
-		if got := command(args); got != 64 {
-			t.Errorf("command(%q) = %d, want 64 (usage)", args, got)
-		}
-	}
-}
-
 // TestManPageInStepWithHelp: the man page (doc/haproxy-systemd-wrapper.8)
 // names every environment variable and every command that --help names,
 // and no variable that --help does not know; man --warnings finds nothing
@@ -87,7 +68,7 @@ func TestManPageInStepWithHelp(t *testing.T) {
 			t.Errorf("%s is in the man page's ENVIRONMENT section but not in --help", v)
 		}
 	}
-	for _, cmd := range []string{"reload", "status", "last-reload", "version", "help", "--json", "--prometheus", "--version", "--help"} {
+	for _, cmd := range []string{"reload", "status", "last-reload", "version", "help", "--json", "--prometheus", "--version", "--help", "--unit"} {
 		if !strings.Contains(help, cmd) {
 			t.Errorf("--help does not name %s", cmd)
 		}

@@ -143,6 +143,36 @@ func TestDebPackage(t *testing.T) {
 	if out, err := exec.Command(filepath.Join(x, "usr/sbin/haproxy-systemd-wrapper"), "version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "haproxy-systemd-wrapper ") {
 		t.Errorf("the packaged wrapper's version: %v %q", err, out)
 	}
+	checkLicense(t, filepath.Join(x, "usr/share/doc/haproxy-systemd-wrapper/copyright"))
+}
+
+// checkLicense: the project's LICENSE is the standard Apache License 2.0
+// text (Debian's copy of it, /usr/share/common-licenses/Apache-2.0), and
+// the package's copyright file, in the machine-readable format (DEP-5),
+// names it for the project's files.
+func checkLicense(t *testing.T, copyright string) {
+	t.Helper()
+	license, err := os.ReadFile("../../LICENSE")
+	if err != nil {
+		t.Fatalf("the project's LICENSE: %v", err)
+	}
+	standard, err := os.ReadFile("/usr/share/common-licenses/Apache-2.0")
+	if err != nil {
+		t.Fatalf("Debian's copy of the Apache License 2.0 (base-files): %v", err)
+	}
+	if string(license) != string(standard) {
+		t.Errorf("LICENSE is not the standard Apache License 2.0 text (%d bytes, want %d)", len(license), len(standard))
+	}
+	c, err := os.ReadFile(copyright)
+	if err != nil {
+		t.Fatalf("the package's copyright file: %v", err)
+	}
+	text := string(c)
+	if !strings.HasPrefix(text, "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n") ||
+		!strings.Contains(text, "\nFiles: *\nCopyright: ") || !strings.Contains(text, "\nLicense: Apache-2.0\n") ||
+		!strings.Contains(text, "/usr/share/common-licenses/Apache-2.0") {
+		t.Errorf("the package's copyright file is not a DEP-5 file naming Apache-2.0 for the project's files:\n%s", text)
+	}
 }
 
 // buildDeb runs make deb and returns the package's path.
@@ -210,8 +240,9 @@ func TestDebInstallsInRoot(t *testing.T) {
 // runSwitchedUnit runs Debian's haproxy.service (debianUnit) with the
 // wrapper's drop-in (dropIn) and a local overwrite.conf that sets CONFIG to a
 // test configuration in dir, under s: it starts with the wrapper at wantExe
-// as its main process and serves, names the -S of Debian's $EXTRAOPTS,
-// reloads, stops. It returns systemctl cat's text.
+// as its main process and serves, names the -S of Debian's $EXTRAOPTS, a
+// root shell's bare commands find it (checkBareCommands), it reloads and
+// stops. It returns systemctl cat's text.
 func runSwitchedUnit(t *testing.T, s *Systemd, debianUnit, dropIn, dir, wantExe string) string {
 	t.Helper()
 	port := FreePort(t)
@@ -246,6 +277,8 @@ TimeoutStopSec=15s
 	if j, ok := s.WaitJournal(unitName, "-S /run/haproxy-master.sock: ignored", 5*time.Second); !ok {
 		t.Errorf("no line about Debian's -S in the journal:\n%s", j)
 	}
+	// A root shell's bare commands find it (RuntimeDirectory= of the drop-in).
+	checkBareCommands(t, s, wantExe, "haproxy", main)
 	writeFile(t, cfg, haproxyConfig(port, "switched-2"))
 	if out, err := s.Systemctl("reload", unitName); err != nil {
 		t.Fatalf("systemctl reload: %v: %s", err, out)

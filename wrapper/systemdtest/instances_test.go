@@ -30,15 +30,18 @@ func instanceConfig(name string, port int, body string) string {
 	return strings.Replace(haproxyConfig(port, body), statsSock, "/run/hsw/"+name+".sock", 1)
 }
 
-// TestTemplateInstancesUnderLoad starts two haproxy@ instances, reloads each
-// on its own under load, then stops one: every instance keeps its own
-// private folder, control socket and pid file; a reload of one never touches
-// the other; no request fails.
-func TestTemplateInstancesUnderLoad(t *testing.T) {
-	s := Boot(t)
-	dir := SharedTempDir(t)
-	names := []string{"alpha", "beta"}
-	port := map[string]int{}
+// instanceUnit is the unit of the haproxy@ instance n.
+func instanceUnit(n string) string { return "haproxy@" + n + ".service" }
+
+// startInstances installs haproxy@.service with a test drop-in (CONFIG in
+// the returned folder, a stats socket of its own per instance) and starts
+// one instance per name, each on its own port answering NAME-1; it checks
+// each has its own private folder, control socket and pid file and returns
+// the ports and the wrappers' pids.
+func startInstances(t *testing.T, s *Systemd, names []string) (dir string, port, main map[string]int) {
+	t.Helper()
+	dir = SharedTempDir(t)
+	port, main = map[string]int{}, map[string]int{}
 	for _, n := range names {
 		port[n] = FreePort(t)
 		writeFile(t, filepath.Join(dir, n+".cfg"), instanceConfig(n, port[n], n+"-1"))
@@ -56,32 +59,41 @@ TimeoutStartSec=20s
 TimeoutStopSec=15s
 `, dir))
 	s.DaemonReload()
-	unit := func(n string) string { return "haproxy@" + n + ".service" }
-	defer func() {
+	t.Cleanup(func() {
 		if t.Failed() {
 			for _, n := range names {
-				t.Logf("journal of %s:\n%s", unit(n), s.Journal(unit(n)))
+				t.Logf("journal of %s:\n%s", instanceUnit(n), s.Journal(instanceUnit(n)))
 			}
 		}
-	}()
-
-	main := map[string]int{}
+	})
 	for _, n := range names {
-		if out, err := s.Systemctl("start", unit(n)); err != nil {
-			t.Fatalf("systemctl start %s: %v: %s\nstate: %s", unit(n), err, out, FormatState(s.State(unit(n))))
+		if out, err := s.Systemctl("start", instanceUnit(n)); err != nil {
+			t.Fatalf("systemctl start %s: %v: %s\nstate: %s", instanceUnit(n), err, out, FormatState(s.State(instanceUnit(n))))
 		}
-		main[n] = mainPID(s.State(unit(n)))
+		main[n] = mainPID(s.State(instanceUnit(n)))
 		WaitHTTP(t, port[n], n+"-1", 5*time.Second)
 		// Each instance's own files, where the template puts them.
 		for _, p := range []string{"/run/haproxy-systemd-wrapper/haproxy@" + n + "/control.sock", "/run/haproxy-" + n + ".pid"} {
 			if _, err := os.Lstat(s.Path(p)); err != nil {
-				t.Errorf("%s: %v", unit(n), err)
+				t.Errorf("%s: %v", instanceUnit(n), err)
 			}
 		}
 	}
-	if main["alpha"] == main["beta"] || main["alpha"] == 0 {
+	if len(names) == 2 && (main[names[0]] == main[names[1]] || main[names[0]] == 0) {
 		t.Fatalf("MainPIDs %v: want two wrappers", main)
 	}
+	return dir, port, main
+}
+
+// TestTemplateInstancesUnderLoad starts two haproxy@ instances, reloads each
+// on its own under load, then stops one: every instance keeps its own
+// private folder, control socket and pid file; a reload of one never touches
+// the other; no request fails.
+func TestTemplateInstancesUnderLoad(t *testing.T) {
+	s := Boot(t)
+	names := []string{"alpha", "beta"}
+	dir, port, main := startInstances(t, s, names)
+	unit := instanceUnit
 
 	loads := map[string]*LoadGen{}
 	for _, n := range names {
@@ -255,22 +267,7 @@ TimeoutStopSec=15s
 func TestReloadOnConfigChangePath(t *testing.T) {
 	f := setup(t, notifyKind(t))
 	s := f.s
-	s.WriteUnit("haproxy-reload.path", RenderUnit(t, "haproxy-reload.path.in"))
-	s.WriteUnit("haproxy-reload.service", RenderUnit(t, "haproxy-reload.service.in"))
-	s.WriteDropIn("haproxy-reload.path", "10-hsw-test.conf", fmt.Sprintf("[Path]\nPathChanged=\nPathChanged=%s\n", f.cfg))
-	s.DaemonReload()
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal of haproxy-reload.service:\n%s", s.Journal("haproxy-reload.service"))
-		}
-	}()
-	main := mainPID(f.start())
-	if out, err := s.Systemctl("start", "haproxy-reload.path"); err != nil {
-		t.Fatalf("systemctl start haproxy-reload.path: %v: %s", err, out)
-	}
-	s.WaitState("haproxy-reload.path", 10*time.Second, "the path unit waiting", func(m map[string]string) bool {
-		return m["ActiveState"] == "active"
-	})
+	main := f.startWithReloadPath()
 
 	// An edit, written as editors do (a new file renamed over the old one).
 	replace := func(content string) {

@@ -378,25 +378,55 @@ func RequestFromFile(f *os.File) (*Request, error) {
 	return &Request{Kind: Reload, conn: uc}, nil
 }
 
-// Ask sends one command and returns the answer, after checking that the
-// socket and its server are the wrapper's (checkServer; $MAINPID is read
-// from the environment).
-func Ask(ctx context.Context, path, cmd string) (string, error) {
+// dial connects to the control socket after checking that the socket and
+// its server are the wrapper's (checkServer; $MAINPID is read from the
+// environment), and returns the server's pid.
+func dial(ctx context.Context, path string) (*net.UnixConn, int, error) {
 	mainPID, _ := strconv.Atoi(os.Getenv("MAINPID"))
 	if err := checkServer(path, nil, 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return nil, 0, err
 	}
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	c, err := d.DialContext(dctx, "unix", path)
 	cancel()
 	if err != nil {
-		return "", fmt.Errorf("control socket %s: %w: is the wrapper running (check HAPROXY_WRAPPER_CONTROL_SOCKET and CONFIG)? 'kill -USR2 <wrapper pid>' also reloads", path, err)
+		return nil, 0, fmt.Errorf("control socket %s: %w: is the wrapper running (check --unit, HAPROXY_WRAPPER_CONTROL_SOCKET and CONFIG)? 'kill -USR2 <wrapper pid>' also reloads", path, err)
 	}
-	defer c.Close()
-	if err := checkServer(path, c.(*net.UnixConn), mainPID); err != nil {
+	uc := c.(*net.UnixConn)
+	if err := checkServer(path, uc, mainPID); err != nil {
+		c.Close()
+		return nil, 0, err
+	}
+	cred, err := peerCred(uc)
+	if err != nil {
+		c.Close()
+		return nil, 0, fmt.Errorf("control socket %s: credentials: %w", path, err)
+	}
+	return uc, int(cred.Pid), nil
+}
+
+// Peer checks that a wrapper answers on the control socket (the socket and
+// its server are the wrapper's, as for Ask) and returns its pid. It sends
+// no command.
+func Peer(path string) (int, error) {
+	c, pid, err := dial(context.Background(), path)
+	if err != nil {
+		return 0, err
+	}
+	c.Close()
+	return pid, nil
+}
+
+// Ask sends one command and returns the answer, after checking that the
+// socket and its server are the wrapper's (checkServer; $MAINPID is read
+// from the environment).
+func Ask(ctx context.Context, path, cmd string) (string, error) {
+	c, _, err := dial(ctx, path)
+	if err != nil {
 		return "", err
 	}
+	defer c.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}

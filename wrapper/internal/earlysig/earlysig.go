@@ -17,6 +17,15 @@ import (
 // Handled are the signals the supervisor acts on.
 var Handled = []os.Signal{syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGABRT}
 
+// MetaFlags are the flag-like spellings of the wrapper's own commands, with
+// the command each one means: a first argument among them is a command,
+// never a haproxy option. The one list: the supervisor's signal handlers
+// (here), main's dispatch and the commands read it.
+var MetaFlags = map[string]string{
+	"--help": "help", "-help": "help", "-h": "help",
+	"--version": "version", "-version": "version",
+}
+
 // C receives them, from initialisation on, when the command line starts the
 // supervisor. A wrapper command (reload, status...) keeps the default
 // dispositions: Ctrl-C ends it.
@@ -36,8 +45,7 @@ func Supervising(argv []string) bool {
 		return true
 	}
 	a := argv[1]
-	switch a {
-	case "--help", "-help", "-h", "--version", "-version":
+	if _, meta := MetaFlags[a]; meta {
 		return false
 	}
 	return strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "-test.")

@@ -38,9 +38,9 @@ func (o *Output) forward() {
 	defer o.f.Close()
 	r := bufio.NewReaderSize(o.f, 16<<10)
 	for {
-		line, err := r.ReadString('\n')
+		line, cut, err := logx.ReadLine(r) // bounded: logx.MaxLine
 		if line != "" {
-			logx.L.Raw(line)
+			logx.L.Raw(line, cut)
 			o.mu.Lock()
 			o.lines = append(o.lines, strings.TrimRight(line, "\n"))
 			if len(o.lines) > keptLines {

@@ -11,12 +11,14 @@
 package logx
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // sd-daemon priorities (sd-daemon.h).
@@ -45,29 +47,107 @@ func ParseLevel(s string) (int, bool) {
 	return 0, false
 }
 
+// MaxLine bounds every line the wrapper writes, its newline included: its
+// own log lines, haproxy's output passed through, and the commands' error
+// lines. A longer line keeps its beginning and its last TailKeep bytes
+// (where haproxy and the kernel put the reason: "... : File name too long"),
+// and ends with how many bytes were cut (Bound). A 64 KiB path repeated in
+// full helps neither journald (it splits lines past its LineMax=) nor a
+// person reading the log.
+const MaxLine = 4096
+
+// TailKeep is how much of a long line's end is kept.
+const TailKeep = 512
+
+// Bound returns line (without its newline) cut to fit MaxLine once its
+// newline is added: "BEGINNING ... END [N bytes cut]". alreadyCut counts
+// bytes that ReadLine dropped just before line's last TailKeep bytes. Cuts
+// fall on UTF-8 character boundaries.
+func Bound(line string, alreadyCut int) string {
+	if len(line)+1 <= MaxLine && alreadyCut == 0 {
+		return line
+	}
+	const sep = " ... "
+	// Room for the note with the largest count it can carry.
+	room := MaxLine - 1 - len(cutNote(len(line)+alreadyCut))
+	if len(line) <= room {
+		return line + cutNote(alreadyCut)
+	}
+	room -= len(sep)
+	tail := min(TailKeep, room/2)
+	head := room - tail
+	for head > 0 && !utf8.RuneStart(line[head]) {
+		head--
+	}
+	start := len(line) - tail
+	for start < len(line) && !utf8.RuneStart(line[start]) {
+		start++
+	}
+	return line[:head] + sep + line[start:] + cutNote(start-head+alreadyCut)
+}
+
+func cutNote(n int) string { return fmt.Sprintf(" [%d bytes cut]", n) }
+
+// ReadLine reads one line from r keeping at most MaxLine+TailKeep bytes of
+// it in memory: its beginning and its last TailKeep bytes; cut counts the
+// bytes dropped between them (pass both to Bound). line keeps its newline
+// when it had one; err is the reader's (io.EOF at the end).
+func ReadLine(r *bufio.Reader) (line string, cut int, err error) {
+	var head, tail []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if room := MaxLine - len(head); room > 0 {
+			n := min(room, len(chunk))
+			head = append(head, chunk[:n]...)
+			chunk = chunk[n:]
+		}
+		tail = append(tail, chunk...)
+		if len(tail) > 4*TailKeep {
+			cut += len(tail) - (TailKeep + 1)
+			tail = append(tail[:0], tail[len(tail)-(TailKeep+1):]...)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		nl := len(tail) > 0 && tail[len(tail)-1] == '\n'
+		if nl {
+			tail = tail[:len(tail)-1]
+		}
+		if len(tail) > TailKeep {
+			cut += len(tail) - TailKeep
+			tail = tail[len(tail)-TailKeep:]
+		}
+		if nl {
+			tail = append(tail, '\n')
+		}
+		return string(head) + string(tail), cut, err
+	}
+}
+
 // FormatLine formats one wrapper log line. Newlines inside a message are
-// folded so that one event is one journal entry.
+// folded so that one event is one journal entry; the line is bounded.
 func FormatLine(prio int, msg string) string {
 	msg = strings.TrimRight(msg, "\n")
 	msg = strings.ReplaceAll(msg, "\n", " | ")
-	return fmt.Sprintf("<%d>haproxy-systemd-wrapper: %s\n", prio, msg)
+	prefix := fmt.Sprintf("<%d>haproxy-systemd-wrapper: ", prio)
+	return prefix + Bound(prefix+msg, 0)[len(prefix):] + "\n"
 }
 
 // HAProxyLine gives a line of haproxy's own output the priority of its tag
-// ([ALERT], [WARNING], [NOTICE]), so that journald files it right.
-func HAProxyLine(line string) string {
-	if !strings.HasSuffix(line, "\n") {
-		line += "\n"
-	}
+// ([ALERT], [WARNING], [NOTICE]), so that journald files it right, and
+// bounds it; cut counts bytes of the line already dropped (ReadLine).
+func HAProxyLine(line string, cut int) string {
+	line = strings.TrimSuffix(line, "\n")
 	for _, t := range []struct {
 		tag  string
 		prio int
 	}{{"[ALERT]", Err}, {"[WARNING]", Warning}, {"[NOTICE]", Notice}} {
 		if strings.HasPrefix(line, t.tag) {
-			return fmt.Sprintf("<%d>%s", t.prio, line)
+			prefix := fmt.Sprintf("<%d>", t.prio)
+			return prefix + Bound(prefix+line, cut)[len(prefix):] + "\n"
 		}
 	}
-	return line
+	return Bound(line, cut) + "\n"
 }
 
 // QueueLines is how many lines may wait for a slow writer before new ones
@@ -150,8 +230,9 @@ func (l *Logger) logf(prio int, format string, args ...any) {
 	l.put(FormatLine(prio, fmt.Sprintf(format, args...)))
 }
 
-// Raw queues a line of haproxy's output, with the priority of its tag.
-func (l *Logger) Raw(line string) { l.put(HAProxyLine(line)) }
+// Raw queues a line of haproxy's output, with the priority of its tag; cut
+// counts bytes of it already dropped (ReadLine).
+func (l *Logger) Raw(line string, cut int) { l.put(HAProxyLine(line, cut)) }
 
 // Flush waits until every queued line is written, at most d. It reports
 // whether the queue drained.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestLogLineFormat(t *testing.T) {
@@ -27,9 +28,59 @@ func TestHAProxyLinePriority(t *testing.T) {
 		{"plain\n", "plain\n"},
 	}
 	for _, tt := range tests {
-		if got := HAProxyLine(tt.in); got != tt.want {
+		if got := HAProxyLine(tt.in, 0); got != tt.want {
 			t.Errorf("HAProxyLine(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestLinesAreBounded: a wrapper line, a haproxy line and a line read from a
+// pipe are at most MaxLine bytes, newline included, keep their beginning
+// and priority, and end with the number of bytes cut; short lines are
+// untouched.
+func TestLinesAreBounded(t *testing.T) {
+	// checkCut checks that got is orig bounded: at most MaxLine bytes with
+	// its newline, orig's beginning, " ... ", orig's end, and the number of
+	// bytes left out.
+	checkCut := func(what, got, orig string) {
+		t.Helper()
+		if len(got) > MaxLine || strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, " bytes cut]\n") {
+			t.Fatalf("%s: %d bytes (max %d), want one newline after the bytes cut: %.60q ... %q", what, len(got), MaxLine, got, got[max(0, len(got)-60):])
+		}
+		body := strings.TrimSuffix(got, "\n")
+		i := strings.LastIndex(body, " [")
+		var cut int
+		if _, err := fmt.Sscanf(body[i:], " [%d bytes cut]", &cut); err != nil {
+			t.Fatalf("%s: no count in %q", what, body[i:])
+		}
+		head, tail, ok := strings.Cut(body[:i], " ... ")
+		if !ok || !strings.HasPrefix(orig, head) || !strings.HasSuffix(orig, tail) || len(tail) < TailKeep/2 || len(head)+len(tail)+cut != len(orig) {
+			t.Errorf("%s: %d bytes of the beginning + %d of the end + %d cut, want %d, the end kept (%d bytes at least)", what, len(head), len(tail), cut, len(orig), TailKeep/2)
+		}
+	}
+	long := strings.Repeat("a/", 32<<10) + "haproxy.cfg : File name too long" // a 64 KiB path, the reason at the end
+	pre := "<3>haproxy-systemd-wrapper: "
+	checkCut("FormatLine", FormatLine(Err, long), pre+long)
+
+	// haproxy's alert read from a pipe, longer than the reader's buffer.
+	alert := "[ALERT]    (1) : Cannot open " + long + "\nnext line\n"
+	r := bufio.NewReaderSize(strings.NewReader(alert), 16)
+	line, cut, err := ReadLine(r)
+	if err != nil || !strings.HasSuffix(line, " too long\n") || len(line) > MaxLine+TailKeep+1 || len(line)-1+cut != len(alert)-len("\nnext line\n") {
+		t.Fatalf("ReadLine: %d bytes, %d cut, %v", len(line), cut, err)
+	}
+	checkCut("HAProxyLine", HAProxyLine(line, cut), "<3>"+alert[:len(alert)-len("\nnext line\n")])
+	if next, cut, err := ReadLine(r); next != "next line\n" || cut != 0 || err != nil {
+		t.Errorf("the line after a long one: %q %d %v", next, cut, err)
+	}
+
+	// Short lines are untouched; a cut never splits a UTF-8 character.
+	if got := HAProxyLine("[NOTICE] short\n", 0); got != "<5>[NOTICE] short\n" {
+		t.Errorf("short: %q", got)
+	}
+	u := Bound(strings.Repeat("é", MaxLine), 0)
+	if !utf8.ValidString(u) || len(u)+1 > MaxLine {
+		t.Errorf("Bound of a UTF-8 line: valid %v, %d bytes", utf8.ValidString(u), len(u))
 	}
 }
 

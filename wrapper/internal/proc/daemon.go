@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/logx"
 )
 
 // ForkDaemon is the -D (Type=forking) parent: it starts the long-lived
@@ -54,7 +56,7 @@ func ForkDaemon(self string, args []string, listen []int, names []string) int {
 	case line == "ok":
 		return ExitOK
 	case strings.HasPrefix(line, "error "):
-		fmt.Fprintf(os.Stderr, "haproxy-systemd-wrapper: haproxy did not start: %s\n", strings.TrimPrefix(line, "error "))
+		fmt.Fprintln(os.Stderr, logx.Bound("haproxy-systemd-wrapper: haproxy did not start: "+strings.TrimPrefix(line, "error "), 0))
 	}
 	// No word, or an error: the daemon exits; report its code.
 	var ws unix.WaitStatus

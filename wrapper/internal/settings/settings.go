@@ -180,11 +180,17 @@ func (s Settings) Validate(lookup func(string) (string, bool)) error {
 func HelpText() string {
 	var b strings.Builder
 	b.WriteString(`Usage: haproxy-systemd-wrapper [haproxy arguments...]
-       haproxy-systemd-wrapper reload     ask the running wrapper to reload, wait for the outcome
-       haproxy-systemd-wrapper status [--json | --prometheus]
-       haproxy-systemd-wrapper last-reload  exit 1 when the last reload failed (for ExecReloadPost=)
+       haproxy-systemd-wrapper reload [--unit NAME]  ask the running wrapper to reload, wait for the outcome
+       haproxy-systemd-wrapper status [--unit NAME] [--json | --prometheus]
+       haproxy-systemd-wrapper last-reload [--unit NAME]  exit 1 when the last reload failed (for ExecReloadPost=)
        haproxy-systemd-wrapper version | --version
        haproxy-systemd-wrapper help | --help
+
+The commands talk to the wrapper of unit NAME (--unit haproxy, --unit
+haproxy@edge: its folder under ` + RuntimeBase + `), else to the one that
+HAPROXY_WRAPPER_CONTROL_SOCKET, HAPROXY_WRAPPER_RUNTIME_DIR, RUNTIME_DIRECTORY
+or CONFIG name, else to every wrapper running: status lists them all; reload,
+last-reload and status --json/--prometheus need exactly one (exit 64 if more).
 
 Runs haproxy in the foreground, reloads it on SIGUSR2/SIGHUP with -sf and -x
 (zero lost connections), stops it on SIGTERM/SIGINT, soft-stops it on SIGUSR1,
