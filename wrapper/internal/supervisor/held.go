@@ -108,6 +108,10 @@ func (s *Supervisor) holdSockets(g *generation, socks []listeners.Socket, err er
 	for _, k := range append(same, added...) {
 		s.store(k)
 	}
+	if s.forking && s.restore == nil && s.restores == 0 && s.notify.Addr() != "" && s.holder.Len() > 0 {
+		// The -D daemon: send the store again a few times (restoreAll).
+		s.restore = time.NewTicker(s.cfg.Settings.StatusPeriod)
+	}
 }
 
 // store puts a held socket in systemd's file descriptor store (under

@@ -761,9 +761,6 @@ func (s *Supervisor) writePIDFile(pid int) {
 }
 
 func (s *Supervisor) firstReady(g *generation) {
-	if s.forking && s.notify.Addr() != "" && s.holder.Len() > 0 {
-		s.restore = time.NewTicker(s.cfg.Settings.StatusPeriod)
-	}
 	logx.Noticef("haproxy %s serving: generation %d, pid %d, ready in %s", s.st.HAProxyVersion, g.Gen, g.Pid, time.Since(g.Started).Round(time.Millisecond))
 	s.notify.Ready(s.report().Line(), os.Getpid())
 	s.daemonDone("")
