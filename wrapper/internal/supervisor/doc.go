@@ -12,6 +12,7 @@
 // file uses only files above it in this list, never one below: a stage's
 // function that leads to another event hands it back (a *follow) to the
 // loop instead of handling it, so that only loop.go calls handle.
+// TestDocRooms (doc_test.go) checks the list, the order and the sizes.
 //
 //	phase.go       Decide: the transition function, pure (and its Phase, Event, Action)
 //	atrest.go      waiting for the configuration to be at rest, pure

@@ -74,3 +74,119 @@ func declares(t *testing.T, path, name string) bool {
 	}
 	return false
 }
+
+// maxRoom is the most lines a file of the package holds.
+const maxRoom = 400
+
+// TestDocRooms keeps the package doc's rooms true: every non-test file of
+// the package is listed once, none is longer than maxRoom, and no file uses a function, method, type,
+// constant or variable of a file listed after it (no dependency runs back
+// up). A method counts when called on the receiver s.
+func TestDocRooms(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	rank := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?m)^//\t(\w+\.go)\s`).FindAllStringSubmatch(string(doc), -1) {
+		if _, dup := rank[m[1]]; dup {
+			t.Errorf("doc.go lists %s twice", m[1])
+		}
+		rank[m[1]] = len(order)
+		order = append(order, m[1])
+	}
+	names, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	files := map[string]*ast.File{}
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") || n == "doc.go" {
+			continue
+		}
+		if _, ok := rank[n]; !ok {
+			t.Errorf("%s is not in doc.go's rooms", n)
+		}
+		f, err := parser.ParseFile(fset, n, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[n] = f
+		if lines := fset.File(f.Pos()).LineCount(); lines > maxRoom {
+			t.Errorf("%s has %d lines: a room holds %d at the most, split it by what happens in it", n, lines, maxRoom)
+		}
+	}
+	for n := range rank {
+		if files[n] == nil {
+			t.Errorf("doc.go lists %s, which is not in the package", n)
+		}
+	}
+	// Where each package-level name and each method of Supervisor is declared.
+	decl, method := map[string]string{}, map[string]string{}
+	for n, f := range files {
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					decl[d.Name.Name] = n
+				} else if recvType(d.Recv) == "Supervisor" {
+					method[d.Name.Name] = n
+				}
+			case *ast.GenDecl:
+				for _, sp := range d.Specs {
+					switch sp := sp.(type) {
+					case *ast.TypeSpec:
+						decl[sp.Name.Name] = n
+					case *ast.ValueSpec:
+						for _, id := range sp.Names {
+							decl[id.Name] = n
+						}
+					}
+				}
+			}
+		}
+	}
+	for n, f := range files {
+		up := func(name, in string) {
+			if in != "" && in != n && rank[in] > rank[n] {
+				t.Errorf("%s uses %s of %s, a room listed after it", n, name, in)
+			}
+		}
+		ast.Inspect(f, func(x ast.Node) bool {
+			switch x := x.(type) {
+			case *ast.SelectorExpr:
+				if id, ok := x.X.(*ast.Ident); ok && id.Name == "s" {
+					up(x.Sel.Name, method[x.Sel.Name])
+				}
+				ast.Inspect(x.X, func(y ast.Node) bool { return inspectIdent(y, up, decl) })
+				return false
+			case *ast.Ident:
+				inspectIdent(x, up, decl)
+			}
+			return true
+		})
+	}
+}
+
+// inspectIdent reports an identifier that names a package-level declaration
+// (parsed file by file, those of other files stay unresolved).
+func inspectIdent(x ast.Node, up func(name, in string), decl map[string]string) bool {
+	if id, ok := x.(*ast.Ident); ok && id.Obj == nil {
+		up(id.Name, decl[id.Name])
+	}
+	return true
+}
+
+// recvType is the name of a method's receiver type.
+func recvType(r *ast.FieldList) string {
+	e := r.List[0].Type
+	if st, ok := e.(*ast.StarExpr); ok {
+		e = st.X
+	}
+	if id, ok := e.(*ast.Ident); ok {
+		return id.Name
+	}
+	return ""
+}
