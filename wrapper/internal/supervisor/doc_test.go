@@ -75,13 +75,19 @@ func declares(t *testing.T, path, name string) bool {
 	return false
 }
 
-// maxRoom is the most lines a file of the package holds.
-const maxRoom = 400
+// maxRoom is the most lines a file of the package holds, maxMethods the
+// most lines of Supervisor's methods in one file.
+const (
+	maxRoom    = 400
+	maxMethods = 300
+)
 
 // TestDocRooms keeps the package doc's rooms true: every non-test file of
-// the package is listed once, none is longer than maxRoom, and no file uses a function, method, type,
-// constant or variable of a file listed after it (no dependency runs back
-// up). A method counts when called on the receiver s.
+// the package is listed once, none is longer than maxRoom or holds more
+// than maxMethods lines of Supervisor's methods, and no file uses a
+// function, method, type, constant or variable of a file listed after it
+// (no dependency runs back up). A method counts when called on the
+// receiver s.
 func TestDocRooms(t *testing.T) {
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
@@ -149,6 +155,15 @@ func TestDocRooms(t *testing.T) {
 		}
 	}
 	for n, f := range files {
+		lines := 0
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv != nil && recvType(fd.Recv) == "Supervisor" {
+				lines += fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
+			}
+		}
+		if lines > maxMethods {
+			t.Errorf("%s holds %d lines of Supervisor's methods: at most %d a file", n, lines, maxMethods)
+		}
 		up := func(name, in string) {
 			if in != "" && in != n && rank[in] > rank[n] {
 				t.Errorf("%s uses %s of %s, a room listed after it", n, name, in)
