@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,9 +13,11 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
 	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Bad input and faults (SPEC §5): every case asserts the outcome (exit code,
@@ -142,7 +143,7 @@ func faultHasArg(argv []string, arg string) bool {
 // faultNoProcessWith fails if a live process has needle in its command line.
 func faultNoProcessWith(t *testing.T, needle string) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "no process running "+needle, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "no process running "+needle, func() bool {
 		ents, _ := os.ReadDir("/proc")
 		for _, e := range ents {
 			pid := atoiOr0(e.Name())
@@ -208,7 +209,7 @@ func TestFaultPIDFileFolderUnusable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := testutil.ShortDir(t)
 			pidfile := tc.path(t, dir)
 			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"PIDFILE=" + pidfile}})
 			first := faultServed(t, w)
@@ -236,7 +237,7 @@ func TestFaultPIDFileSymlink(t *testing.T) {
 			name = "dangling"
 		}
 		t.Run(name, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := testutil.ShortDir(t)
 			victim := filepath.Join(dir, "victim")
 			if !dangling {
 				if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
@@ -285,7 +286,7 @@ func TestFaultPIDFileForeignContent(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := testutil.ShortDir(t)
 			sleeper := startSleeper(t)
 			pidfile := filepath.Join(dir, "haproxy.pid")
 			if err := os.WriteFile(pidfile, []byte(tc.content(sleeper)), 0o644); err != nil {
@@ -308,7 +309,7 @@ func TestFaultPIDFileForeignContent(t *testing.T) {
 			if argv := faultCmdline(second); faultHasArg(argv, "-sf") || faultHasArg(argv, itoa(sleeper)) {
 				t.Fatalf("reload's argv %q names old pids", argv)
 			}
-			waitFor(t, 15*time.Second, "the old generation to finish", func() bool { return !proc.Alive(first) })
+			testutil.WaitFor(t, 15*time.Second, "the old generation to finish", func() bool { return !proc.Alive(first) })
 			if !proc.Alive(sleeper) {
 				t.Fatalf("the foreign process %d was killed during the reload", sleeper)
 			}
@@ -373,7 +374,7 @@ func TestFaultConfigAtStart(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := testutil.ShortDir(t)
 			cfg, addr, _ := realConfig(t, dir, "expose-fd listeners")
 			config := tc.setup(t, dir, cfg, addr)
 			w := startWrapper(t, dir, wrapperOpts{noWait: true, env: []string{"CONFIG=" + config, "HAPROXY_BIN=" + bin}})
@@ -442,13 +443,8 @@ func TestFaultConfigAtReload(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := shortDir(t)
-			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{})
-			cfg := filepath.Join(dir, "haproxy.cfg")
-			good, err := os.ReadFile(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, cfg, good := startRealConfig(t)
+			dir := w.dir
 			before := faultServed(t, w)
 			wants := tc.breakIt(t, w, cfg)
 			ans := faultReload(t, w)
@@ -472,7 +468,7 @@ func TestFaultConfigAtReload(t *testing.T) {
 				t.Fatalf("status after the failed reload: serving %v pid %d last %+v; want pid %d and a failed reload", st.Serving, st.PID, st.LastReload, before)
 			}
 			var live []int
-			waitFor(t, 10*time.Second, "only the serving haproxy left", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "only the serving haproxy left", func() bool {
 				live, _ = w.children()
 				return len(live) == 1 && live[0] == before
 			})
@@ -529,7 +525,7 @@ func TestFaultStatsSocket(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := testutil.ShortDir(t)
 			sock := tc.socket(t, dir)
 			w := startRealIn(t, dir, tc.statsExtra, false, wrapperOpts{env: []string{"HAPROXY_STATS_SOCKET=" + sock}})
 			first := faultServed(t, w)
@@ -551,7 +547,7 @@ func TestFaultStatsSocket(t *testing.T) {
 			if n := strings.Count(w.out.String(), "started haproxy generation"); n != 2 {
 				t.Errorf("%d generations started for a start and one reload: a failed attempt?", n)
 			}
-			waitFor(t, 15*time.Second, "the old generation to finish", func() bool { return !proc.Alive(first) })
+			testutil.WaitFor(t, 15*time.Second, "the old generation to finish", func() bool { return !proc.Alive(first) })
 			faultReloadOK(t, w)
 			faultStop(t, w)
 		})
@@ -610,7 +606,7 @@ func TestFaultNotifySocketNowhere(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := shortDir(t)
+			dir := testutil.ShortDir(t)
 			addr := tc.addr(t, dir)
 			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + addr}})
 			faultServed(t, w)
@@ -655,7 +651,7 @@ func faultMoveConfig(t *testing.T, cfg, path string) {
 func TestFaultOddConfigPaths(t *testing.T) {
 	bin := requireRealHAProxy(t)
 	t.Run("spaces quotes newline", func(t *testing.T) {
-		dir := shortDir(t)
+		dir := testutil.ShortDir(t)
 		cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
 		odd := filepath.Join(dir, "a b\"c'd\ne$f`g\\h")
 		oddCfg := filepath.Join(odd, "haproxy cfg 'x'.cfg")
@@ -681,7 +677,7 @@ func TestFaultOddConfigPaths(t *testing.T) {
 		faultStop(t, w)
 	})
 	t.Run("4 KiB path", func(t *testing.T) {
-		dir := shortDir(t)
+		dir := testutil.ShortDir(t)
 		cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
 		long := dir
 		for len(long) < 3800 {
@@ -699,7 +695,7 @@ func TestFaultOddConfigPaths(t *testing.T) {
 		faultStop(t, w)
 	})
 	t.Run("path longer than PATH_MAX", func(t *testing.T) {
-		dir := shortDir(t)
+		dir := testutil.ShortDir(t)
 		realConfig(t, dir, "expose-fd listeners")
 		tooLong := filepath.Join(dir, strings.Repeat("x", 200), strings.Repeat("y/", 2100)+"haproxy.cfg")
 		w := startWrapper(t, dir, wrapperOpts{noWait: true, env: []string{"CONFIG=" + tooLong, "HAPROXY_BIN=" + bin}})
@@ -749,7 +745,7 @@ func TestFaultSIGTERMWhileStarting(t *testing.T) {
 			f := newFake(t)
 			w := startWrapper(t, f.dir, wrapperOpts{noWait: true, env: f.env("FAKE_VERSION=HAProxy version 2.6.12-1+deb12u4 2023/12/17 - https://haproxy.org/", "FAKE_MODE=hang", "HAPROXY_WRAPPER_START_TIMEOUT=60s")})
 			var st []fakeStart
-			waitFor(t, 20*time.Second, "haproxy to be started", func() bool {
+			testutil.WaitFor(t, 20*time.Second, "haproxy to be started", func() bool {
 				st = f.starts(t)
 				return len(st) == 1 || w.exited()
 			})
@@ -767,7 +763,7 @@ func TestFaultSIGTERMWhileStarting(t *testing.T) {
 			if code != 0 {
 				t.Errorf("exit code %d after a requested stop during start, want 0 (README: haproxy ended by the very signal forwarded)\n%s", code, w.out.String())
 			}
-			waitFor(t, 5*time.Second, "the starting haproxy to be gone", func() bool { return !proc.Alive(hp) })
+			testutil.WaitFor(t, 5*time.Second, "the starting haproxy to be gone", func() bool { return !proc.Alive(hp) })
 			faultNoProcessWith(t, filepath.Join(f.dir, "fake.cfg"))
 			faultWantLine(t, w, "stopping ("+unix.SignalName(sig)+" received)")
 			faultWantLine(t, w, "exit, haproxy RC=")
@@ -777,7 +773,7 @@ func TestFaultSIGTERMWhileStarting(t *testing.T) {
 
 func TestFaultMasterWorkerKeywordInConfig(t *testing.T) {
 	bin := requireRealHAProxy(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	cfg, _, _ := realConfig(t, dir, "")
 	b, _ := os.ReadFile(cfg)
 	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "global\n", "global\n    master-worker\n", 1)), 0o644); err != nil {
@@ -797,31 +793,15 @@ func TestFaultMasterWorkerKeywordInConfig(t *testing.T) {
 // the wrapper's stderr; the wrapper must go on serving, reloading, stopping.
 func TestFaultStderrClosed(t *testing.T) {
 	bin := requireRealHAProxy(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(placeBinary(t, dir, "haproxy-systemd-wrapper", false))
-	env := baseEnv(dir)
-	for _, kv := range []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin, "HAPROXY_STATS_SOCKET=" + stats} {
-		k, v, _ := strings.Cut(kv, "=")
-		env = proc.SetEnv(env, k, v)
-	}
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, pw, pw
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	w := startWrapper(t, dir, wrapperOpts{env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=" + bin, "HAPROXY_STATS_SOCKET=" + stats},
+		stdout: pw, stderr: pw, noWait: true})
 	pw.Close()
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	})
 	var seen strings.Builder
 	buf := make([]byte, 4096)
 	for !strings.Contains(seen.String(), "serving") {
@@ -841,11 +821,11 @@ func TestFaultStderrClosed(t *testing.T) {
 	if _, err := servedBy(addr); err != nil {
 		t.Fatalf("not serving with stderr closed: %v", err)
 	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	w.signal(syscall.SIGTERM)
 	select {
-	case <-done:
-		if waitErr != nil {
-			t.Fatalf("wrapper exit after SIGTERM with stderr closed: %v (want exit 0, not SIGPIPE)", waitErr)
+	case <-w.p.Done():
+		if code := w.p.Code(); code != 0 {
+			t.Fatalf("wrapper exit after SIGTERM with stderr closed: code %d (want exit 0, not SIGPIPE)", code)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("wrapper did not exit after SIGTERM")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Private state (SPEC §6): the runtime folder is the wrapper's own, a
@@ -50,11 +51,7 @@ func asNobody(t *testing.T, name string, args ...string) *exec.Cmd {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a process as another user")
 	}
-	dir, err := os.MkdirTemp("", "hwn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortDir(t)
 	os.Chmod(dir, 0o755)
 	bin := placeBinary(t, dir, name, true)
 	c := exec.Command(bin, args...)
@@ -115,7 +112,7 @@ func TestRuntimeDirRefused(t *testing.T) {
 func TestSecondWrapperOnTheSameFolderRefused(t *testing.T) {
 	f := newFake(t)
 	first := startWrapper(t, f.dir, wrapperOpts{env: f.env("FAKE_VERSION=HAProxy version 2.6.0-fake")})
-	dir2 := shortDir(t)
+	dir2 := testutil.ShortDir(t)
 	second := startWrapper(t, dir2, wrapperOpts{noWait: true, env: append(f.env("FAKE_VERSION=HAProxy version 2.6.0-fake"),
 		"HAPROXY_WRAPPER_RUNTIME_DIR="+filepath.Join(f.dir, "rt"), "HAPROXY_WRAPPER_CONTROL_SOCKET="+filepath.Join(dir2, "ctl.sock"),
 		"PIDFILE="+filepath.Join(dir2, "haproxy.pid"))})
@@ -131,11 +128,7 @@ func TestSecondWrapperOnTheSameFolderRefused(t *testing.T) {
 }
 
 func TestSquattedControlSocketRefused(t *testing.T) {
-	shared, err := os.MkdirTemp("", "hws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(shared) })
+	shared := testutil.ShortDir(t)
 	os.Chmod(shared, 0o1777) // like /tmp: anyone may create a socket here
 	path := filepath.Join(shared, "ctl.sock")
 	sq := asNobody(t, "squatter", path)
@@ -153,7 +146,7 @@ func TestSquattedControlSocketRefused(t *testing.T) {
 		code int
 	}{{"reload", 1}, {"status", 3}} {
 		c := exec.Command(testBinary(t))
-		c.Path = placeBinary(t, shortDir(t), "haproxy-systemd-wrapper", false)
+		c.Path = placeBinary(t, testutil.ShortDir(t), "haproxy-systemd-wrapper", false)
 		c.Args = []string{c.Path, tc.cmd}
 		c.Env = proc.SetEnv(proc.UnsetEnv(os.Environ(), "MAINPID"), "HAPROXY_WRAPPER_CONTROL_SOCKET", path)
 		b, _ := c.CombinedOutput()

@@ -13,6 +13,7 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/status"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Tests against the real haproxy from Debian's packages, on loopback.
@@ -158,7 +159,7 @@ func TestRealCrashRespawns(t *testing.T) {
 			t.Fatal(err)
 		}
 		var st status.Report
-		waitFor(t, 20*time.Second, "a respawned generation serving", func() bool {
+		testutil.WaitFor(t, 20*time.Second, "a respawned generation serving", func() bool {
 			st = w.status()
 			return st.Serving && st.PID != pid && st.Respawns == i
 		})
@@ -202,7 +203,7 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload: %q %v", ans, err)
 	}
-	waitFor(t, 15*time.Second, "the first old generation to finish", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the first old generation to finish", func() bool {
 		live, zombies := w.children()
 		return len(live) == 1 && len(zombies) == 0
 	})
@@ -213,7 +214,7 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 		}
 	}
 	var live, zombies []int
-	waitFor(t, 15*time.Second, "old generations to finish and be reaped", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "old generations to finish and be reaped", func() bool {
 		live, zombies = w.children()
 		return len(live) == 1 && len(zombies) == 0 && len(w.status().Generations) == 1
 	})
@@ -274,7 +275,7 @@ func TestRealForkingDashD(t *testing.T) {
 	if err := syscall.Kill(daemon, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the daemon to exit", func() bool { return !proc.Alive(daemon) })
+	testutil.WaitFor(t, 20*time.Second, "the daemon to exit", func() bool { return !proc.Alive(daemon) })
 	if _, err := os.Stat(w.dir + "/wrapper.pid"); !os.IsNotExist(err) {
 		t.Errorf("wrapper pid file left after the stop: %v", err)
 	}
@@ -283,7 +284,7 @@ func TestRealForkingDashD(t *testing.T) {
 
 func TestRealForkingDashDBrokenConfig(t *testing.T) {
 	bin := requireRealHAProxy(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	cfg, _, _ := realConfig(t, dir, "")
 	if err := os.WriteFile(cfg, []byte("global\n    no-such-keyword\n"), 0o644); err != nil {
 		t.Fatal(err)
