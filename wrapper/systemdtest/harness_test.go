@@ -36,7 +36,6 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
-
 	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
@@ -408,7 +407,7 @@ func boot(t *testing.T, overlay bool) *Systemd {
 
 	// systemd is the only child of unshare.
 	upid := s.cmd.Process.Pid
-	err = waitFor(10*time.Second, 20*time.Millisecond, func() (bool, string) {
+	err = testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
 		select {
 		case <-s.done:
 			return false, "unshare exited"
@@ -436,7 +435,7 @@ func boot(t *testing.T, overlay bool) *Systemd {
 	s.Root = fmt.Sprintf("/proc/%d/root", s.PID)
 
 	var state string
-	err = waitFor(20*time.Second, 50*time.Millisecond, func() (bool, string) {
+	err = testutil.Poll(20*time.Second, 50*time.Millisecond, func() (bool, string) {
 		out, _ := s.SystemctlTimeout(5*time.Second, "is-system-running")
 		state = out
 		return out == "running" || out == "degraded", "is-system-running: " + out
@@ -489,7 +488,7 @@ func (s *Systemd) teardown() {
 
 // removeCgroups removes the boot's cgroup folders, deepest first.
 func (s *Systemd) removeCgroups() {
-	err := waitFor(10*time.Second, 50*time.Millisecond, func() (bool, string) {
+	err := testutil.Poll(10*time.Second, 50*time.Millisecond, func() (bool, string) {
 		var dirs []string
 		_ = filepath.WalkDir(s.Cgroup, func(p string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {
@@ -618,7 +617,7 @@ func FormatState(m map[string]string) string {
 func (s *Systemd) WaitState(unit string, timeout time.Duration, what string, cond func(map[string]string) bool) map[string]string {
 	s.t.Helper()
 	var last map[string]string
-	err := waitFor(timeout, 50*time.Millisecond, func() (bool, string) {
+	err := testutil.Poll(timeout, 50*time.Millisecond, func() (bool, string) {
 		m, err := s.show(unit, StateProps...)
 		if err != nil {
 			return false, err.Error()
@@ -672,12 +671,25 @@ func (s *Systemd) Journal(unit string) string {
 	return out
 }
 
+// JournalOnFailure logs the journal of each unit at the end of t, if t
+// failed (before the boot's own teardown).
+func (s *Systemd) JournalOnFailure(t *testing.T, units ...string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, u := range units {
+			t.Logf("journal of %s:\n%s", u, s.Journal(u))
+		}
+	})
+}
+
 // WaitJournal polls the unit's journal until it contains substr; it
 // returns the journal and whether substr was found.
 func (s *Systemd) WaitJournal(unit, substr string, timeout time.Duration) (string, bool) {
 	s.t.Helper()
 	var j string
-	err := waitFor(timeout, 100*time.Millisecond, func() (bool, string) {
+	err := testutil.Poll(timeout, 100*time.Millisecond, func() (bool, string) {
 		j = s.Journal(unit)
 		return strings.Contains(j, substr), ""
 	})
@@ -724,7 +736,7 @@ func (s *Systemd) ProcExe(pid int) string {
 // >= 255 forks systemd-executor, which only then executes the service.
 func (s *Systemd) WaitExe(pid int, want string) (string, bool) {
 	var exe string
-	err := waitFor(5*time.Second, 10*time.Millisecond, func() (bool, string) {
+	err := testutil.Poll(5*time.Second, 10*time.Millisecond, func() (bool, string) {
 		exe = s.ProcExe(pid)
 		return exe == want, "runs " + exe
 	})
@@ -815,22 +827,6 @@ func (s *Systemd) ShowInfo(sock string) (map[string]string, error) {
 
 // --- helpers not tied to a boot ---
 
-// waitFor polls cond every interval until it holds or timeout passes; the
-// error carries cond's last description.
-func waitFor(timeout, interval time.Duration, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, desc := cond()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not reached within %v; last seen: %s", timeout, desc)
-		}
-		time.Sleep(interval)
-	}
-}
-
 func writeFile(t *testing.T, p, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -870,7 +866,7 @@ func HTTPGet(port int) (int, string, error) {
 // WaitHTTP polls until 127.0.0.1:port answers 200 with a body containing want.
 func WaitHTTP(t *testing.T, port int, want string, timeout time.Duration) {
 	t.Helper()
-	err := waitFor(timeout, 50*time.Millisecond, func() (bool, string) {
+	err := testutil.Poll(timeout, 50*time.Millisecond, func() (bool, string) {
 		code, body, err := HTTPGet(port)
 		if err != nil {
 			return false, err.Error()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // devLogBind replaces, in a test drop-in, the units' BindReadOnlyPaths= for
@@ -57,13 +59,9 @@ TimeoutStopSec=15s
 `, dir))
 	s.DaemonReload()
 	unit := func(n string) string { return "haproxy@" + n + ".service" }
-	defer func() {
-		if t.Failed() {
-			for _, n := range names {
-				t.Logf("journal of %s:\n%s", unit(n), s.Journal(unit(n)))
-			}
-		}
-	}()
+	for _, n := range names {
+		s.JournalOnFailure(t, unit(n))
+	}
 
 	main := map[string]int{}
 	for _, n := range names {
@@ -98,7 +96,7 @@ TimeoutStopSec=15s
 	waitLoad := func(n string, what string) {
 		t.Helper()
 		target := loads[n].Done() + 50
-		if err := waitFor(10*time.Second, 10*time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(10*time.Second, 10*time.Millisecond, func() (bool, string) {
 			return loads[n].Done() >= target, fmt.Sprintf("%d requests", loads[n].Done())
 		}); err != nil {
 			t.Fatalf("load on %s stalled %s: %v", n, what, err)
@@ -200,11 +198,7 @@ TimeoutStartSec=20s
 TimeoutStopSec=15s
 `, cfg, devLogBind))
 	s.DaemonReload()
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal:\n%s", s.Journal(unitName))
-		}
-	}()
+	s.JournalOnFailure(t, unitName)
 	if out, err := s.Systemctl("start", unitName); err != nil {
 		t.Fatalf("systemctl start: %v: %s\nstate: %s", err, out, FormatState(s.State(unitName)))
 	}
@@ -259,11 +253,7 @@ func TestReloadOnConfigChangePath(t *testing.T) {
 	s.WriteUnit("haproxy-reload.service", RenderUnit(t, "haproxy-reload.service.in"))
 	s.WriteDropIn("haproxy-reload.path", "10-hsw-test.conf", fmt.Sprintf("[Path]\nPathChanged=\nPathChanged=%s\n", f.cfg))
 	s.DaemonReload()
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal of haproxy-reload.service:\n%s", s.Journal("haproxy-reload.service"))
-		}
-	}()
+	s.JournalOnFailure(t, "haproxy-reload.service")
 	main := mainPID(f.start())
 	if out, err := s.Systemctl("start", "haproxy-reload.path"); err != nil {
 		t.Fatalf("systemctl start haproxy-reload.path: %v: %s", err, out)

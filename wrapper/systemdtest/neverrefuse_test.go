@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 const (
@@ -70,11 +71,19 @@ func refuses(port int) bool {
 // waitRefuses waits (bounded) until the port refuses connections.
 func waitRefuses(t *testing.T, port int, what string) {
 	t.Helper()
-	if err := waitFor(10*time.Second, 20*time.Millisecond, func() (bool, string) {
+	if err := testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
 		return refuses(port), fmt.Sprintf("127.0.0.1:%d still accepts (listening inodes %v)", port, listenInodes(port))
 	}); err != nil {
 		t.Errorf("%s: %v", what, err)
 	}
+}
+
+// bigBoot boots a systemd for the big configuration on a free port (see
+// bigSetup); it returns the port and the configuration's path.
+func bigBoot(t *testing.T) (s *Systemd, port int, cfg string) {
+	s = Boot(t)
+	port = FreePort(t)
+	return s, port, bigSetup(t, s, SharedTempDir(t), port)
 }
 
 // bigSetup boots a systemd with /run/haproxy (Debian's tmpfiles entry) and
@@ -103,6 +112,22 @@ func loadDuring(t *testing.T, port int, act func(load *loadgen.Background)) load
 		t.Fatalf("after: %v", err)
 	}
 	return load.Stop()
+}
+
+// wrapperUnit installs the project's haproxy.service on the big
+// configuration, with no start limit (for the restarts and kills).
+func wrapperUnit(t *testing.T, s *Systemd, cfg string) {
+	t.Helper()
+	s.WriteUnit(unitName, RenderUnit(t, "haproxy.service.in"))
+	s.WriteDropIn(unitName, "10-hsw-test.conf", fmt.Sprintf(`[Service]
+Environment=CONFIG=%s
+Environment=HAPROXY_BIN=/usr/sbin/haproxy
+RestartSec=100ms
+TimeoutStopSec=30s
+[Unit]
+StartLimitIntervalSec=0
+`, cfg))
+	s.DaemonReload()
 }
 
 // stockUnit installs Debian's own haproxy.service (haproxy -Ws) on the big
@@ -237,10 +262,7 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 // is refused or reset and the socket (inode) is the same after each.
 // Debian's unit on the same load is measured beside.
 func TestRestartsLoseNothing(t *testing.T) {
-	s := Boot(t)
-	dir := SharedTempDir(t)
-	port := FreePort(t)
-	cfg := bigSetup(t, s, dir, port)
+	s, port, cfg := bigBoot(t)
 	const restarts = 5
 	restartAll := func(t *testing.T, check func(i int)) loadgen.Result {
 		return loadDuring(t, port, func(load *loadgen.Background) {
@@ -261,16 +283,7 @@ func TestRestartsLoseNothing(t *testing.T) {
 	rs := restartAll(t, func(int) {})
 	stopUnit(t, s)
 
-	s.WriteUnit(unitName, RenderUnit(t, "haproxy.service.in"))
-	s.WriteDropIn(unitName, "10-hsw-test.conf", fmt.Sprintf(`[Service]
-Environment=CONFIG=%s
-Environment=HAPROXY_BIN=/usr/sbin/haproxy
-RestartSec=100ms
-TimeoutStopSec=30s
-[Unit]
-StartLimitIntervalSec=0
-`, cfg))
-	s.DaemonReload()
+	wrapperUnit(t, s, cfg)
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	first := listenInodes(port)
@@ -297,10 +310,7 @@ StartLimitIntervalSec=0
 // the unit stays active with the same main process. Debian's unit on the
 // same load (its Restart= brings haproxy back) is measured beside.
 func TestCrashesRefuseNothing(t *testing.T) {
-	s := Boot(t)
-	dir := SharedTempDir(t)
-	port := FreePort(t)
-	cfg := bigSetup(t, s, dir, port)
+	s, port, cfg := bigBoot(t)
 	const kills = 3
 	// worker is the serving haproxy: the newest haproxy child of the main
 	// process (Debian's -Ws: the master's worker; the wrapper: its
@@ -333,7 +343,7 @@ func TestCrashesRefuseNothing(t *testing.T) {
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	rs := killAll(t, func(i, killed int) {
-		if err := waitFor(60*time.Second, 50*time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(60*time.Second, 50*time.Millisecond, func() (bool, string) {
 			w := worker()
 			return w != 0 && w != killed && !refuses(port), "no new worker yet"
 		}); err != nil {
@@ -342,16 +352,7 @@ func TestCrashesRefuseNothing(t *testing.T) {
 	})
 	stopUnit(t, s)
 
-	s.WriteUnit(unitName, RenderUnit(t, "haproxy.service.in"))
-	s.WriteDropIn(unitName, "10-hsw-test.conf", fmt.Sprintf(`[Service]
-Environment=CONFIG=%s
-Environment=HAPROXY_BIN=/usr/sbin/haproxy
-RestartSec=100ms
-TimeoutStopSec=30s
-[Unit]
-StartLimitIntervalSec=0
-`, cfg))
-	s.DaemonReload()
+	wrapperUnit(t, s, cfg)
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	main := mainPID(s.State(unitName))
