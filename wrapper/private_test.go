@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,42 +19,20 @@ import (
 // control socket that is not the wrapper's is never believed, two instances
 // never share anything by default.
 
-const nobody = 65534
+const nobody = testutil.Nobody
 
 // squatter serves a control socket at path the way a hostile local user
 // would: it claims every reload succeeded.
 func squatter(path string) int {
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	_ = os.Chmod(path, 0o777)
-	fmt.Println("listening")
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		_, _ = bufio.NewReader(c).ReadString('\n')
-		fmt.Fprintln(c, "ok generation 99 serving (pid 1)")
-		c.Close()
-	}
+	return testutil.Squat(path, "ok generation 99 serving (pid 1)")
 }
 
 // asNobody returns a command running the test binary, copied where nobody
 // can execute it, under name, as uid/gid 65534.
 func asNobody(t *testing.T, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a process as another user")
-	}
-	dir := testutil.ShortDir(t)
-	os.Chmod(dir, 0o755)
-	bin := placeBinary(t, dir, name, true)
-	c := exec.Command(bin, args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}, Setpgid: true}
+	c := testutil.AsNobody(t, name, args...)
+	c.SysProcAttr.Setpgid = true
 	c.Env = proc.UnsetEnv(os.Environ(), "MAINPID")
 	return c
 }

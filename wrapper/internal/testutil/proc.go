@@ -1,7 +1,12 @@
 package testutil
 
 import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -71,5 +76,62 @@ func (p *Proc) Code() int {
 		return p.code
 	default:
 		return -1
+	}
+}
+
+// Nobody is the uid and gid of the other user in tests.
+const Nobody = 65534
+
+// AsNobody returns a command that runs the test binary, copied under name
+// into a folder nobody can reach, as uid and gid Nobody (a test binary
+// impersonates a program by its name or its environment: see each
+// package's TestMain). Without root the test is skipped.
+func AsNobody(t testing.TB, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a process as another user")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := ShortDir(t)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, name)
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command(bin, args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: Nobody, Gid: Nobody}}
+	return c
+}
+
+// Squat serves a unix socket at path the way a hostile local user would:
+// it prints "listening" once the socket is there (mode 0777), then answers
+// every connection's first line with answer. It returns only on an error
+// (for a TestMain that impersonates the squatter).
+func Squat(path, answer string) int {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_ = os.Chmod(path, 0o777)
+	fmt.Println("listening")
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		_, _ = bufio.NewReader(c).ReadString('\n')
+		fmt.Fprintln(c, answer)
+		c.Close()
 	}
 }
