@@ -16,7 +16,7 @@ import (
 // row's callee is declared in the file the row names, every row's caller is
 // an earlier row's callee (a chain: a callee that returns hands back to its
 // caller), the rows are numbered in order, and the counts
-// in the sentence above the list match the rows.
+// in the sentence above the list match the rows (and README.md says them).
 func TestDocHops(t *testing.T) {
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
@@ -57,6 +57,20 @@ func TestDocHops(t *testing.T) {
 	if got, want := counts[2], strconv.Itoa(len(files)); got != want {
 		t.Errorf("doc.go says %s files, its list names %s", got, want)
 	}
+	if readme := readme(t); !strings.Contains(readme, counts[0]) {
+		t.Errorf("README.md does not say %q, as doc.go does", counts[0])
+	}
+}
+
+// readme is the repository's README.md, whose "Architecture" names the
+// rooms and the hops too.
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // declares tells whether the Go file at path declares a function or method
@@ -83,7 +97,7 @@ const (
 )
 
 // TestDocRooms keeps the package doc's rooms true: every non-test file of
-// the package is listed once, none is longer than maxRoom or holds more
+// the package is listed once (and named in README.md), none is longer than maxRoom or holds more
 // than maxMethods lines of Supervisor's methods, and no file uses a
 // function, method, type, constant or variable of a file listed after it
 // (no dependency runs back up). A method counts when called on the
@@ -124,9 +138,13 @@ func TestDocRooms(t *testing.T) {
 			t.Errorf("%s has %d lines: a room holds %d at the most, split it by what happens in it", n, lines, maxRoom)
 		}
 	}
+	text := readme(t)
 	for n := range rank {
 		if files[n] == nil {
 			t.Errorf("doc.go lists %s, which is not in the package", n)
+		}
+		if !strings.Contains(text, "`"+n+"`") {
+			t.Errorf("README.md's Architecture does not name %s", n)
 		}
 	}
 	// Where each package-level name and each method of Supervisor is declared.
