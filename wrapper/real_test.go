@@ -125,16 +125,7 @@ func TestRealBrokenConfigReloadKeepsServing(t *testing.T) {
 // ends the wrapper with haproxy's status, for systemd's Restart=.
 func TestRealHAProxyKilledExits137(t *testing.T) {
 	w := startRealOpts(t, true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_RESPAWN_LIMIT=0"}})
-	st := w.status()
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := w.waitExit(20 * time.Second); code != 137 {
-		t.Fatalf("exit code = %d, want 137 (128+SIGKILL)", code)
-	}
-	if !strings.Contains(w.out.String(), "killed by SIGKILL") {
-		t.Errorf("the log does not say haproxy was killed")
-	}
+	w.killServingWantsExit(w.status().PID, "killed by SIGKILL")
 }
 
 // TestRealCrashRespawns: a serving haproxy killed under a steady load of
@@ -186,15 +177,7 @@ func TestRealCrashRespawns(t *testing.T) {
 	}
 	// A third kill within the minute: past the limit, the wrapper exits
 	// with haproxy's status.
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := w.waitExit(20 * time.Second); code != 137 {
-		t.Fatalf("exit code after the limit = %d, want 137", code)
-	}
-	if !strings.Contains(w.out.String(), "HAPROXY_WRAPPER_RESPAWN_LIMIT=2): no more respawn") {
-		t.Errorf("no line about the respawn limit")
-	}
+	w.killServingWantsExit(pid, "HAPROXY_WRAPPER_RESPAWN_LIMIT=2): no more respawn")
 }
 
 func TestRealFiftyReloadsLeakNothing(t *testing.T) {
@@ -298,5 +281,21 @@ func TestRealForkingDashDBrokenConfig(t *testing.T) {
 	}
 	if _, err := os.Stat(w.dir + "/wrapper.pid"); !os.IsNotExist(err) {
 		t.Errorf("wrapper pid file written for a failed start")
+	}
+}
+
+// killServingWantsExit kills the serving haproxy pid with SIGKILL and wants
+// the wrapper to end with haproxy's status (137, 128+SIGKILL) and its log
+// to say line.
+func (w *wrapperProc) killServingWantsExit(pid int, line string) {
+	w.t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		w.t.Fatal(err)
+	}
+	if code := w.waitExit(20 * time.Second); code != 137 {
+		w.t.Fatalf("exit code after haproxy pid %d was killed = %d, want 137 (128+SIGKILL)", pid, code)
+	}
+	if !strings.Contains(w.out.String(), line) {
+		w.t.Errorf("the log does not say %q", line)
 	}
 }

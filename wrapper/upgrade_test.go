@@ -337,28 +337,22 @@ func TestNotifyPairsUnderFlood(t *testing.T) {
 	const usr2Senders, usr2Each, hupSenders, hupEach, ctlRequests = 5, 100, 2, 25, 20
 	var wg sync.WaitGroup
 	var sendErrs sync.Map
-	for i := 0; i < usr2Senders; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < usr2Each; j++ {
-				if err := syscall.Kill(w.pid(), syscall.SIGUSR2); err != nil {
-					sendErrs.Store(err.Error(), true)
+	// senders goroutines each send sig each times.
+	flood := func(sig syscall.Signal, senders, each int) {
+		for i := 0; i < senders; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < each; j++ {
+					if err := syscall.Kill(w.pid(), sig); err != nil {
+						sendErrs.Store(err.Error(), true)
+					}
 				}
-			}
-		}()
+			}()
+		}
 	}
-	for i := 0; i < hupSenders; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < hupEach; j++ {
-				if err := syscall.Kill(w.pid(), syscall.SIGHUP); err != nil {
-					sendErrs.Store(err.Error(), true)
-				}
-			}
-		}()
-	}
+	flood(syscall.SIGUSR2, usr2Senders, usr2Each)
+	flood(syscall.SIGHUP, hupSenders, hupEach)
 	answers := make([]string, ctlRequests)
 	errs := make([]error, ctlRequests)
 	for i := 0; i < ctlRequests; i++ {

@@ -98,6 +98,24 @@ func bigSetup(t *testing.T, s *Systemd, dir string, ports ...int) string {
 	return cfg
 }
 
+// systemctlUnderLoad runs "systemctl verb" on the unit n times (each
+// bounded by timeout) under load, waits for 50 more answers after each, then
+// calls check.
+func systemctlUnderLoad(t *testing.T, s *Systemd, port int, verb string, n int, timeout time.Duration, check func(i int)) loadgen.Result {
+	t.Helper()
+	return loadDuring(t, port, func(load *loadgen.Background) {
+		for i := 1; i <= n; i++ {
+			if out, err := s.SystemctlTimeout(timeout, verb, unitName); err != nil {
+				t.Fatalf("%s %d: %v: %s\njournal:\n%s", verb, i, err, out, s.Journal(unitName))
+			}
+			if err := load.WaitMore(50, 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			check(i)
+		}
+	})
+}
+
 // loadDuring runs the load while act runs, then waits for some more
 // requests after it, and returns the counts.
 func loadDuring(t *testing.T, port int, act func(load *loadgen.Background)) loadgen.Result {
@@ -195,17 +213,7 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 	cfg := bigSetup(t, s, dir, port, port2)
 	const reloads = 10
 	reloadAll := func(t *testing.T, check func(i int)) loadgen.Result {
-		return loadDuring(t, port, func(load *loadgen.Background) {
-			for i := 1; i <= reloads; i++ {
-				if out, err := s.SystemctlTimeout(60*time.Second, "reload", unitName); err != nil {
-					t.Fatalf("reload %d: %v: %s", i, err, out)
-				}
-				if err := load.WaitMore(50, 20*time.Second); err != nil {
-					t.Fatal(err)
-				}
-				check(i)
-			}
-		})
+		return systemctlUnderLoad(t, s, port, "reload", reloads, 60*time.Second, check)
 	}
 
 	// Debian's own unit, for the figure beside.
@@ -265,17 +273,7 @@ func TestRestartsLoseNothing(t *testing.T) {
 	s, port, cfg := bigBoot(t)
 	const restarts = 5
 	restartAll := func(t *testing.T, check func(i int)) loadgen.Result {
-		return loadDuring(t, port, func(load *loadgen.Background) {
-			for i := 1; i <= restarts; i++ {
-				if out, err := s.SystemctlTimeout(90*time.Second, "restart", unitName); err != nil {
-					t.Fatalf("restart %d: %v: %s\njournal:\n%s", i, err, out, s.Journal(unitName))
-				}
-				if err := load.WaitMore(50, 20*time.Second); err != nil {
-					t.Fatal(err)
-				}
-				check(i)
-			}
-		})
+		return systemctlUnderLoad(t, s, port, "restart", restarts, 90*time.Second, check)
 	}
 	stockUnit(t, s, cfg)
 	startUnit(t, s)
