@@ -299,3 +299,31 @@ func (w *wrapperProc) killServingWantsExit(pid int, line string) {
 		w.t.Errorf("the log does not say %q", line)
 	}
 }
+
+// TestRealVersionCache: with HAPROXY_WRAPPER_VERSION_CACHE, the second
+// start of the same binary takes its version from the cache instead of
+// running "haproxy -v".
+func TestRealVersionCache(t *testing.T) {
+	dir := testutil.ShortDir(t)
+	cache := dir + "/cache/versions"
+	opts := wrapperOpts{env: []string{"HAPROXY_WRAPPER_VERSION_CACHE=" + cache, "HAPROXY_WRAPPER_LOG_LEVEL=debug"}}
+	w := startRealIn(t, dir, "expose-fd listeners", false, opts)
+	version := w.status().HAProxyVersion
+	if strings.Contains(w.out.String(), "version from HAPROXY_WRAPPER_VERSION_CACHE") {
+		t.Fatalf("the first start used a cache that did not exist")
+	}
+	w.signal(syscall.SIGTERM)
+	if code := w.waitExit(20 * time.Second); code != 0 {
+		t.Fatalf("first stop: exit %d", code)
+	}
+	if b, err := os.ReadFile(cache); err != nil || version == "" || !strings.Contains(string(b), "\t"+version+"\n") {
+		t.Fatalf("cache after the first start: %q %v", b, err)
+	}
+	w2 := startRealIn(t, testutil.ShortDir(t), "expose-fd listeners", false, opts)
+	if !strings.Contains(w2.out.String(), "version from HAPROXY_WRAPPER_VERSION_CACHE") {
+		t.Errorf("the second start ran haproxy -v again:\n%s", w2.out.String())
+	}
+	if st := w2.status(); !st.Serving || st.HAProxyVersion == "" {
+		t.Errorf("second start: %+v", st)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -172,6 +173,8 @@ func auditFDs(t *testing.T, w *wrapperProc, hapid int) {
 
 func TestUpgradeFDAudit(t *testing.T) {
 	w := startRealOpts(t, true, wrapperOpts{copy: true})
+	held := w.status().HeldSockets
+	inodes := listenInodes(t, w.status().PID)
 	self, err := os.ReadFile(testBinary(t))
 	if err != nil {
 		t.Fatal(err)
@@ -187,6 +190,14 @@ func TestUpgradeFDAudit(t *testing.T) {
 	}
 	testutil.WaitFor(t, 30*time.Second, "the old generation to finish draining", func() bool { return w.status().Draining == 0 })
 	auditFDs(t, w, w.status().PID)
+	// The held listening sockets crossed the exec: the new image holds
+	// them and hands them over.
+	if got := w.status().HeldSockets; held == 0 || got != held {
+		t.Errorf("held sockets: %d before the upgrade, %d after", held, got)
+	}
+	if got := listenInodes(t, w.status().PID); !slices.Equal(got, inodes) {
+		t.Errorf("listening sockets %v after the upgrade, want %v", got, inodes)
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -212,6 +223,9 @@ func TestUpgradeFDAudit(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	auditFDs(t, w, w.status().PID)
+	if got := listenInodes(t, w.status().PID); !slices.Equal(got, inodes) {
+		t.Errorf("listening sockets %v after 20 more reloads, want %v", got, inodes)
+	}
 	t.Logf("wrapper fds: %d, haproxy fds: %d", base, fdCount(t, w.status().PID))
 }
 

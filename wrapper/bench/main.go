@@ -1,10 +1,11 @@
 // Command bench measures haproxy reloads on loopback only, for contenders
 // run one after the other in the same run, at several configuration sizes:
 //
-//	A        haproxy-systemd-wrapper with socket handover (HAPROXY_STATS_SOCKET, -x)
+//	A        haproxy-systemd-wrapper (-x from the sockets it holds), with HAPROXY_WRAPPER_VERSION_CACHE as the units set it
 //	A+check  the same with HAPROXY_WRAPPER_CHECK=true (haproxy -c before each start and reload)
-//	B        haproxy-systemd-wrapper without HAPROXY_STATS_SOCKET (no -x; not run by default)
+//	B        haproxy-systemd-wrapper without HAPROXY_STATS_SOCKET (not run by default; since the wrapper serves -x itself, the same as A)
 //	C        haproxy's own master-worker mode, "haproxy -W -f cfg"
+//	R        the physical limit: bare "haproxy -db -x admin.sock -sf <old pids>" from a minimal loop (raw.go)
 //
 // Sizes (BENCH_SIZES or -sizes, default 0,1000,10000,50000,map): N backends
 // with one server each on an unused loopback port and no health checks, or
@@ -33,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // params are the run's knobs, all from flags (and BENCH_SIZES).
@@ -51,6 +54,7 @@ type params struct {
 	only             string
 	keepDirs         bool
 	out              string
+	versionCache     string // HAPROXY_WRAPPER_VERSION_CACHE of A and A+check (setup)
 }
 
 // Bounds of the measurements (not flags: they belong to the definitions).
@@ -66,7 +70,8 @@ const (
 
 type contender struct {
 	key, title string
-	wrapper    bool // false: haproxy -W
+	wrapper    bool // false: haproxy -W (or the raw loop)
+	raw        bool // the raw loop
 	handover   bool // HAPROXY_STATS_SOCKET set
 	check      bool // HAPROXY_WRAPPER_CHECK=true
 }
@@ -77,9 +82,13 @@ var contenders = []contender{
 	{key: "K", title: "A+check", wrapper: true, handover: true, check: true},
 	{key: "B", title: "B (no -x)", wrapper: true},
 	{key: "C", title: "C: haproxy -W"},
+	{key: "R", title: "R: raw -x -sf"},
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == rawLoopArg {
+		os.Exit(rawLoop(os.Args[2:]))
+	}
 	var p params
 	flag.StringVar(&p.wrapper, "wrapper", "build/haproxy-systemd-wrapper", "the wrapper binary")
 	flag.StringVar(&p.haproxy, "haproxy", "/usr/sbin/haproxy", "the haproxy binary")
@@ -93,7 +102,7 @@ func main() {
 	flag.IntVar(&p.kaClients, "ka-clients", 200, "keep-alive section: raw keep-alive clients (0: no keep-alive section)")
 	flag.IntVar(&p.kaReloads, "ka-reloads", 20, "keep-alive section: reloads")
 	flag.DurationVar(&p.maxDuration, "max-duration", 20*time.Minute, "bound of the whole run")
-	flag.StringVar(&p.only, "only", "AKC", "contenders to run: letters of A, K (A+check), B (no -x), C (haproxy -W)")
+	flag.StringVar(&p.only, "only", "AKCR", "contenders to run: letters of A, K (A+check), B (no HAPROXY_STATS_SOCKET), C (haproxy -W), R (raw haproxy -x -sf loop)")
 	flag.BoolVar(&p.keepDirs, "keep", false, "keep the temporary folders (configs, logs) and print their paths")
 	flag.StringVar(&p.out, "out", "build/bench", "folder for bench.csv, keepalive.csv and bench.svg")
 	flag.Parse()
@@ -110,6 +119,10 @@ func main() {
 
 	began := time.Now()
 	fmt.Print(machineHeader(p))
+	// A restart of a unit finds the version cache filled: so does A.
+	if err := warmVersionCache(ctx, p); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: warming the version cache: %v\n", err)
+	}
 	var run []contender
 	for _, c := range contenders {
 		if strings.Contains(strings.ToUpper(p.only), c.key) {
@@ -132,8 +145,8 @@ func main() {
 	if p.kaClients > 0 {
 		for _, idleClose := range []bool{false, true} {
 			for _, c := range run {
-				if c.check {
-					continue // the same generations as A: nothing to add
+				if c.check || c.raw {
+					continue // the same generations as A, or no keep-alive care: nothing to add
 				}
 				j := job{c: c, s: size{name: "0"}, paced: p.kaReloads, interval: p.interval, bound: size{}.readyBound(), kaClients: p.kaClients, idleClose: idleClose}
 				kaRows = append(kaRows, row{c: c, s: j.s, idleClose: idleClose, r: runJob(ctx, p, j)})
@@ -193,8 +206,8 @@ func setup(p *params) error {
 		return errors.New("negative counts or durations, or non-positive -max-duration")
 	}
 	for _, r := range strings.ToUpper(p.only) {
-		if !strings.ContainsRune("AKBC", r) {
-			return fmt.Errorf("-only %q: use letters of AKBC", p.only)
+		if !strings.ContainsRune("AKBCR", r) {
+			return fmt.Errorf("-only %q: use letters of AKBCR", p.only)
 		}
 	}
 	src := p.sizesFlag
@@ -224,6 +237,48 @@ func setup(p *params) error {
 	}
 	if runtime.GOOS != "linux" {
 		return errors.New("linux only (/proc)")
+	}
+	vc, err := os.MkdirTemp("", "hsw-bench-versions")
+	if err != nil {
+		return err
+	}
+	p.versionCache = filepath.Join(vc, "haproxy-versions")
+	return nil
+}
+
+// warmVersionCache starts and stops the wrapper once on an empty
+// configuration, so that A's starts find haproxy's version in the cache, as
+// every start of a unit but the first after boot does.
+func warmVersionCache(ctx context.Context, p params) error {
+	dir, err := os.MkdirTemp("", "hbw")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	port, err := testutil.FreePort()
+	if err != nil {
+		return err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg, err := writeConfig(dir, addr, size{name: "0"}, port, false)
+	if err != nil {
+		return err
+	}
+	pr, err := startProc(contenders[0], p, dir, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = syscall.Kill(-pr.pid, syscall.SIGKILL); <-pr.done }()
+	if _, err := waitPid(ctx, pr, addr, map[int]bool{}, size{}.readyBound(), nil); err != nil {
+		return err
+	}
+	_ = pr.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-pr.done:
+	case <-time.After(stopBound):
+	}
+	if _, err := os.Stat(p.versionCache); err != nil {
+		return fmt.Errorf("no cache written: %w", err)
 	}
 	return nil
 }

@@ -69,6 +69,13 @@ func startProc(c contender, p params, dir, cfg string) (*proc, error) {
 			env = append(env, "HAPROXY_STATS_SOCKET="+dir+"/admin.sock")
 		}
 		env = append(env, "HAPROXY_WRAPPER_CHECK="+strconv.FormatBool(c.check))
+		env = append(env, "HAPROXY_WRAPPER_VERSION_CACHE="+p.versionCache)
+	} else if c.raw {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(self, rawLoopArg, p.haproxy, cfg, dir+"/admin.sock")
 	} else {
 		cmd = exec.Command(p.haproxy, "-W", "-f", cfg)
 	}

@@ -125,6 +125,31 @@ func printReport(w io.Writer, p params, rows, kaRows []row) {
 	}
 	tw.Flush()
 
+	// Ratios to R, the physical limit: what the wrapper costs over a bare
+	// "haproxy -x -sf" loop.
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Ratios to R (bare haproxy -x -sf from a minimal loop, the physical limit) per size: A/R and C/R")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "size\treload p50 A/R\tstart A/R\treloads/s A/R\treload p50 C/R\tstart C/R\treloads/s C/R\t")
+	for _, s := range p.sizes {
+		rr := find(rows, s, "R")
+		if rr == nil {
+			continue
+		}
+		line := s.label()
+		for _, x := range []*row{find(rows, s, "A"), find(rows, s, "C")} {
+			if x == nil {
+				line += "\t-\t-\t-"
+				continue
+			}
+			line += "\t" + ratio(msf(pct(x.r.latencies, .5)), msf(pct(rr.r.latencies, .5))) +
+				"\t" + ratio(msf(x.r.startReady), msf(rr.r.startReady)) +
+				"\t" + ratio(x.r.reloadsPerSec(), rr.r.reloadsPerSec())
+		}
+		fmt.Fprintln(tw, line+"\t")
+	}
+	tw.Flush()
+
 	if len(kaRows) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintf(w, "Keep-alive: %d raw keep-alive clients (one request every %s each, no retry) across %d reloads, 0 backends.\n", p.kaClients, kaGap, p.kaReloads)
@@ -160,8 +185,10 @@ func printReport(w io.Writer, p params, rows, kaRows []row) {
 generated config (HTTP frontend answering "pid %%pid", stats socket ... expose-fd listeners, hard-stop-after 10s,
 N backends "server s1 127.0.0.1:<unused port>" without checks, or one map() rule over the generated map).
 A: the wrapper with CONFIG, PIDFILE, HAPROXY_WRAPPER_CONTROL_SOCKET/RUNTIME_DIR, HAPROXY_BIN, HAPROXY_STATS_SOCKET
-(-x); A+check: the same with HAPROXY_WRAPPER_CHECK=true; C: "haproxy -W -f cfg" (foreground master). All reloaded
-with SIGUSR2 to the supervisor. Reload latency: signal -> first answer, on a new connection polled every %s,
+and HAPROXY_WRAPPER_VERSION_CACHE (warmed by one start before the run, as a unit's restart finds it; -x from the
+sockets it holds); A+check: the same with HAPROXY_WRAPPER_CHECK=true; C: "haproxy -W -f cfg" (foreground master);
+R: "haproxy -f cfg -db [-x admin.sock -sf <live pids>]" started by a minimal loop (the bench binary itself,
+-raw-loop), no readiness wait. All reloaded with SIGUSR2 to the supervisor. Reload latency: signal -> first answer, on a new connection polled every %s,
 naming a haproxy pid never seen before (paced reloads, %s apart). Reloads/s: back-to-back reloads, each signalled
 as soon as the previous one's new pid answered and the supervisor catches SIGUSR2 again (/proc SigCgt, not
 SigBlk: a re-executing -W master loses an early SIGUSR2; checked before every reload, for every contender),

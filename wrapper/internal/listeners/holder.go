@@ -156,6 +156,9 @@ func peer(c *net.UnixConn) (pid, uid int, err error) {
 	return int(cred.Pid), int(cred.Uid), nil
 }
 
+// Copies duplicates the held sockets (the caller closes them).
+func (h *Holder) Copies() ([]Socket, error) { return h.copies() }
+
 // copies duplicates the held sockets (the caller closes them), so that a
 // Replace during an exchange never closes a descriptor being sent.
 func (h *Holder) copies() ([]Socket, error) {

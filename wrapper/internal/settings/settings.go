@@ -39,6 +39,7 @@ type Settings struct {
 	MaxDrainAge   time.Duration `envconfig:"HAPROXY_WRAPPER_MAX_DRAIN_AGE" default:"0s" desc:"an old generation still draining after this long gets SIGTERM (0: no limit; like hard-stop-after)"`
 	RespawnLimit  int           `envconfig:"HAPROXY_WRAPPER_RESPAWN_LIMIT" default:"3" desc:"haproxy >= 1.8: when the serving haproxy dies on its own (killed by a signal or a non-zero exit), start a new one at once from the held listening sockets, at most this many times a minute; past it (or 0) the wrapper exits with haproxy's status, for systemd's Restart="`
 	StopGrace     time.Duration `envconfig:"HAPROXY_WRAPPER_STOP_GRACE" default:"0s" desc:"haproxy >= 1.8: on SIGTERM/SIGINT, soft-stop haproxy first (requests in flight finish, as on SIGUSR1) and send the stop signal only after this long (0: at once, as the legacy wrapper; the units set 10s, so that a restart with sockets kept in systemd's store loses nothing)"`
+	VersionCache  string        `envconfig:"HAPROXY_WRAPPER_VERSION_CACHE" desc:"remember what 'haproxy -v' says of each haproxy binary (by path, inode, size and times) in this file, so that a restart starts haproxy without running 'haproxy -v' first (unset: always run it; the units set /run/haproxy-systemd-wrapper/haproxy-versions). Read only when owned by the wrapper's user and writable by nobody else"`
 	MetricsFile   string        `envconfig:"HAPROXY_WRAPPER_METRICS_FILE" desc:"write the Prometheus metrics of 'status --prometheus' to this file, atomically, after every change and every HAPROXY_WRAPPER_STATUS_INTERVAL (for node_exporter's textfile collector; name it *.prom)"`
 
 	// systemd's variables (read, never passed on to haproxy).
@@ -114,7 +115,7 @@ func (s *Settings) absolute() error {
 	}{{"CONFIG", &s.Config}, {"PIDFILE", &s.PIDFile}, {"HAPROXY_STATS_SOCKET", &s.StatsSocket},
 		{"HAPROXY_BIN", &s.HAProxyBin}, {"HAPROXY_WRAPPER_CONTROL_SOCKET", &s.ControlSocket},
 		{"HAPROXY_WRAPPER_PIDFILE", &s.WrapperPID}, {"HAPROXY_WRAPPER_RUNTIME_DIR", &s.RuntimeDir},
-		{"HAPROXY_WRAPPER_METRICS_FILE", &s.MetricsFile}} {
+		{"HAPROXY_WRAPPER_METRICS_FILE", &s.MetricsFile}, {"HAPROXY_WRAPPER_VERSION_CACHE", &s.VersionCache}} {
 		if *p.v == "" || filepath.IsAbs(*p.v) {
 			continue
 		}
@@ -131,7 +132,7 @@ func (s *Settings) absolute() error {
 // variable is present at all (so CONFIG="" is an error, CONFIG unset is not).
 func (s Settings) Validate(lookup func(string) (string, bool)) error {
 	for _, name := range []string{"CONFIG", "PIDFILE", "HAPROXY_STATS_SOCKET", "HAPROXY_BIN",
-		"HAPROXY_WRAPPER_CONTROL_SOCKET", "HAPROXY_WRAPPER_PIDFILE", "HAPROXY_WRAPPER_RUNTIME_DIR", "HAPROXY_WRAPPER_METRICS_FILE"} {
+		"HAPROXY_WRAPPER_CONTROL_SOCKET", "HAPROXY_WRAPPER_PIDFILE", "HAPROXY_WRAPPER_RUNTIME_DIR", "HAPROXY_WRAPPER_METRICS_FILE", "HAPROXY_WRAPPER_VERSION_CACHE"} {
 		if v, ok := lookup(name); ok && strings.TrimSpace(v) == "" {
 			return fmt.Errorf("%s is set but empty: give it a value or unset it", name)
 		}

@@ -73,7 +73,11 @@ func (s *Supervisor) respawnSettled(ok bool, reason string, g *generation) *foll
 		s.kickStatus()
 		return nil
 	}
-	logx.Errorf("respawn failed: %s", reason)
+	if s.phase == Stopping {
+		logx.Infof("respawn abandoned: %s", reason)
+	} else {
+		logx.Errorf("respawn failed: %s", reason)
+	}
 	for _, w := range s.waiters {
 		w.Answer(false, "haproxy died and could not be respawned: "+reason)
 	}

@@ -21,8 +21,14 @@ import (
 // begin starts the first start's helper: "haproxy -v" (a stop during it
 // kills it), then the configuration check, then the first generation.
 func (s *Supervisor) begin() {
-	hctx, bin := s.helperCtx, s.cfg.Bin
+	hctx, bin, cache := s.helperCtx, s.cfg.Bin, s.cfg.Settings.VersionCache
 	s.helper(func() event {
+		if full, ok := haproxy.CachedVersion(cache, bin); ok {
+			if major, minor, _, err := haproxy.ParseVersion("HAProxy version " + full); err == nil {
+				logx.Debugf("haproxy %s: version from HAPROXY_WRAPPER_VERSION_CACHE %s", full, cache)
+				return event{kind: evVersion, text: full, mode: haproxy.ModeFor(major, minor)}
+			}
+		}
 		ctx, cancel := context.WithTimeout(hctx, 30*time.Second)
 		defer cancel()
 		out, ws, err := s.r.RunCapture(ctx, bin, []string{bin, "-v"}, proc.ChildEnv(os.Environ()))
@@ -32,6 +38,9 @@ func (s *Supervisor) begin() {
 		major, minor, full, perr := haproxy.ParseVersion(out)
 		if perr != nil {
 			return event{kind: evVersion, err: fmt.Errorf("%s -v (%s): %w: set HAPROXY_BIN to a haproxy binary", bin, proc.DescribeStatus(ws), perr)}
+		}
+		if err := haproxy.RememberVersion(cache, bin, full); err != nil {
+			logx.Warningf("HAPROXY_WRAPPER_VERSION_CACHE: %v", err)
 		}
 		return event{kind: evVersion, text: full, mode: haproxy.ModeFor(major, minor)}
 	})

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"haproxy-systemd-wrapper/wrapper/internal/listeners"
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/sdnotify"
@@ -80,6 +81,23 @@ func (s *Supervisor) kickStatus() {
 // serving generation's line stays) and after a stop began. At its end the
 // metrics file says haproxy_wrapper_up 0, so that a scraper never keeps the
 // last figures of a wrapper that is gone; a write that fails is logged once.
+// restoreAll puts every held socket in systemd's store again (systemd
+// suppresses a socket it holds already). Under Type=forking the daemon's
+// first FDSTORE= may reach systemd before it read the pid file and knew the
+// daemon as the main process (NotifyAccess=main): the status ticks repeat
+// it. It runs outside the loop: the holder is safe for that, and copies are
+// sent, never a descriptor a reload may close meanwhile.
+func (s *Supervisor) restoreAll() {
+	socks, err := s.holder.Copies()
+	if err != nil {
+		return
+	}
+	defer listeners.CloseAll(socks)
+	for _, k := range socks {
+		s.notify.StoreFD(listeners.StoreName(k), k.FD)
+	}
+}
+
 func (s *Supervisor) runStatus(ctx context.Context) {
 	notify, path := s.notify.Addr() != "", s.cfg.Settings.MetricsFile
 	if !notify && path == "" {
@@ -112,6 +130,9 @@ func (s *Supervisor) runStatus(ctx context.Context) {
 		}
 		if line {
 			s.notify.Status(r.Line())
+			if s.forking {
+				s.restoreAll()
+			}
 		}
 		if path != "" {
 			write([]byte(status.Prometheus(&r)))

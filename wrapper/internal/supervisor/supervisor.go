@@ -131,6 +131,7 @@ type Supervisor struct {
 	crashWS    unix.WaitStatus   // how the generation a respawn replaces ended
 	graceTimer *time.Timer       // HAPROXY_WRAPPER_STOP_GRACE
 	graceSig   unix.Signal
+	forking    bool // the -D daemon (Type=forking): see restoreAll
 }
 
 // New returns a supervisor for a first start.
@@ -150,6 +151,7 @@ func New(cfg Config) *Supervisor {
 	s.ctl = cfg.Control
 	s.holder = cfg.Holder
 	s.stored = map[uint64]string{}
+	s.forking = cfg.DaemonPipe != nil
 	if s.holder != nil && len(cfg.Inherited) > 0 {
 		added := s.holder.Add(cfg.Inherited)
 		names := make([]string, len(added))
