@@ -74,13 +74,6 @@ func (s *Supervisor) kickStatus() {
 	}
 }
 
-// runStatus refreshes, every HAPROXY_WRAPPER_STATUS_INTERVAL and after every
-// state change, from one report (one "show info" per generation) both the
-// STATUS= line, while the notify socket is set, and the metrics file, when
-// HAPROXY_WRAPPER_METRICS_FILE is. STATUS= says nothing during a reload (the
-// serving generation's line stays) and after a stop began. At its end the
-// metrics file says haproxy_wrapper_up 0, so that a scraper never keeps the
-// last figures of a wrapper that is gone; a write that fails is logged once.
 // restoreAll puts every held socket in systemd's store again (systemd
 // suppresses a socket it holds already). Under Type=forking the daemon's
 // first FDSTORE= may reach systemd before it read the pid file and knew the
@@ -98,6 +91,13 @@ func (s *Supervisor) restoreAll() {
 	}
 }
 
+// runStatus refreshes, every HAPROXY_WRAPPER_STATUS_INTERVAL and after every
+// state change, from one report (one "show info" per generation) both the
+// STATUS= line, while the notify socket is set, and the metrics file, when
+// HAPROXY_WRAPPER_METRICS_FILE is. STATUS= says nothing during a reload (the
+// serving generation's line stays) and after a stop began. At its end the
+// metrics file says haproxy_wrapper_up 0, so that a scraper never keeps the
+// last figures of a wrapper that is gone; a write that fails is logged once.
 func (s *Supervisor) runStatus(ctx context.Context) {
 	notify, path := s.notify.Addr() != "", s.cfg.Settings.MetricsFile
 	if !notify && path == "" {
