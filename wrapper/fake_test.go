@@ -26,7 +26,7 @@ func newFake(t *testing.T) fakeEnv {
 	t.Helper()
 	dir := testutil.ShortDir(t)
 	f := fakeEnv{dir: dir, log: filepath.Join(dir, "fake.log")}
-	f.bin = placeBinary(t, dir, "haproxy", false)
+	f.bin = testutil.PlaceSelf(t, dir, "haproxy", false)
 	if err := os.WriteFile(filepath.Join(dir, "fake.cfg"), []byte("# fake\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

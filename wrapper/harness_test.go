@@ -48,36 +48,6 @@ type wrapperOpts struct {
 	stderr io.Writer // the wrapper's stderr (default: the output buffer)
 }
 
-// testBinary is the path of this test binary.
-func testBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return self
-}
-
-// placeBinary puts the test binary into dir under name.
-func placeBinary(t *testing.T, dir, name string, copyIt bool) string {
-	t.Helper()
-	dst := filepath.Join(dir, name)
-	if !copyIt {
-		if err := os.Symlink(testBinary(t), dst); err != nil {
-			t.Fatal(err)
-		}
-		return dst
-	}
-	b, err := os.ReadFile(testBinary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
-
 // baseEnv is the test's environment without the variables that would change
 // the wrapper's behaviour.
 func baseEnv(dir string) []string {
@@ -104,7 +74,7 @@ func startWrapper(t *testing.T, dir string, o wrapperOpts) *wrapperProc {
 	w := &wrapperProc{t: t, dir: dir, out: &testutil.Buffer{}, ctlPath: filepath.Join(dir, "ctl.sock")}
 	w.bin = filepath.Join(dir, "haproxy-systemd-wrapper")
 	if _, err := os.Lstat(w.bin); err != nil {
-		w.bin = placeBinary(t, dir, "haproxy-systemd-wrapper", o.copy)
+		w.bin = testutil.PlaceSelf(t, dir, "haproxy-systemd-wrapper", o.copy)
 	}
 	env := baseEnv(dir)
 	for _, kv := range o.env {

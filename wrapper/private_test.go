@@ -122,8 +122,8 @@ func TestSquattedControlSocketRefused(t *testing.T) {
 		cmd  string
 		code int
 	}{{"reload", 1}, {"status", 3}} {
-		c := exec.Command(testBinary(t))
-		c.Path = placeBinary(t, testutil.ShortDir(t), "haproxy-systemd-wrapper", false)
+		c := exec.Command(testutil.Self(t))
+		c.Path = testutil.PlaceSelf(t, testutil.ShortDir(t), "haproxy-systemd-wrapper", false)
 		c.Args = []string{c.Path, tc.cmd}
 		c.Env = proc.SetEnv(proc.UnsetEnv(os.Environ(), "MAINPID"), "HAPROXY_WRAPPER_CONTROL_SOCKET", path)
 		b, _ := c.CombinedOutput()

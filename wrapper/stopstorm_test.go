@@ -103,7 +103,7 @@ func TestStopSignalsAtRandomMoments(t *testing.T) {
 	// written while other tries fork can fail to execute with "text file
 	// busy" (a child forked meanwhile holds the write descriptor until it
 	// executes).
-	shared := placeBinary(t, testutil.ShortDir(t), "haproxy-systemd-wrapper", true)
+	shared := testutil.PlaceSelf(t, testutil.ShortDir(t), "haproxy-systemd-wrapper", true)
 	sigs := []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1}
 	kinds := []string{"start", "reload", "upgrade"}
 	var summary []string
@@ -332,7 +332,7 @@ func stopTry(t *testing.T, sig syscall.Signal, kind, shared string) stopResult {
 		w.signal(syscall.SIGUSR2)
 		time.Sleep(rand.N(30 * time.Millisecond))
 	case "upgrade":
-		fresh := placeBinary(t, f.dir, "hsw-new", true)
+		fresh := testutil.PlaceSelf(t, f.dir, "hsw-new", true)
 		if err := os.Rename(fresh, w.bin); err != nil {
 			t.Fatal(err)
 		}

@@ -166,7 +166,7 @@ func TestWrapperBinaryDeletedThenReplaced(t *testing.T) {
 		t.Fatalf("the wrapper re-executed with its binary deleted")
 	}
 	// A new binary at the path: the next reload executes it.
-	placeBinary(t, dir, "haproxy-systemd-wrapper", true)
+	testutil.PlaceSelf(t, dir, "haproxy-systemd-wrapper", true)
 	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload with the binary replaced: %q %v", ans, err)
 	}

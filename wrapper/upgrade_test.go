@@ -175,7 +175,7 @@ func TestUpgradeFDAudit(t *testing.T) {
 	w := startRealOpts(t, true, wrapperOpts{copy: true})
 	held := w.status().HeldSockets
 	inodes := listenInodes(t, w.status().PID)
-	self, err := os.ReadFile(testBinary(t))
+	self, err := os.ReadFile(testutil.Self(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestUpgradeFDAudit(t *testing.T) {
 
 func TestUpgradeRefusedBinaries(t *testing.T) {
 	w := startRealOpts(t, true, wrapperOpts{copy: true})
-	self, err := os.ReadFile(testBinary(t))
+	self, err := os.ReadFile(testutil.Self(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,38 @@ func (p *Proc) Code() int {
 // Nobody is the uid and gid of the other user in tests.
 const Nobody = 65534
 
+// Self is the path of the running test binary.
+func Self(t testing.TB) string {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self
+}
+
+// PlaceSelf puts the test binary into dir under name, as a symlink, or as
+// a copy (to delete or replace it, or for another user to run it); it
+// returns the path.
+func PlaceSelf(t testing.TB, dir, name string, copyIt bool) string {
+	t.Helper()
+	dst := filepath.Join(dir, name)
+	if !copyIt {
+		if err := os.Symlink(Self(t), dst); err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	b, err := os.ReadFile(Self(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
 // AsNobody returns a command that runs the test binary, copied under name
 // into a folder nobody can reach, as uid and gid Nobody (a test binary
 // impersonates a program by its name or its environment: see each
@@ -91,23 +123,11 @@ func AsNobody(t testing.TB, name string, args ...string) *exec.Cmd {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a process as another user")
 	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := ShortDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, name)
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c := exec.Command(bin, args...)
+	c := exec.Command(PlaceSelf(t, dir, name, true), args...)
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: Nobody, Gid: Nobody}}
 	return c
 }
