@@ -318,17 +318,20 @@ func TestStrangersSocket(t *testing.T) {
 	}
 }
 
-// TestSquattedPath: Listen never takes over a socket another live server
-// holds (ErrInUse, naming it; the squatter keeps its socket), and replaces
-// a leftover socket nobody answers on.
+// TestSquattedPath: Listen never takes over a socket another live process
+// holds (ErrInUse, naming its pid and uid; the squatter keeps answering
+// there), and replaces a leftover socket nobody answers on.
 func TestSquattedPath(t *testing.T) {
-	dir := testutil.ShortDir(t)
-	path := filepath.Join(dir, "ctl.sock")
-	sq, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	path := filepath.Join(sharedDir(t), "ctl.sock")
+	sq := asStranger(t, envListen+"="+path)
+	stdout, err := sq.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sq.Close() })
+	p := testutil.Start(t, sq)
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); line != "listening\n" {
+		t.Fatalf("squatter: %q %v", line, err)
+	}
 	s, err := Listen(path)
 	if !errors.Is(err, ErrInUse) {
 		if s != nil {
@@ -336,32 +339,46 @@ func TestSquattedPath(t *testing.T) {
 		}
 		t.Fatalf("Listen on a live socket: %v, want ErrInUse", err)
 	}
-	if who := fmt.Sprintf("pid %d, uid 0", os.Getpid()); os.Geteuid() == 0 && !strings.Contains(err.Error(), who) {
+	if who := fmt.Sprintf("pid %d, uid %d", p.Pid(), nobody); !strings.Contains(err.Error(), who) {
 		t.Errorf("ErrInUse does not name the squatter (%s): %v", who, err)
 	}
-	// Listen's probe is queued first, then ours: the squatter still holds
-	// the path.
-	if a, err := sq.AcceptUnix(); err != nil {
-		t.Fatal(err)
-	} else {
-		a.Close()
-	}
-	if !acceptedFirst(t, sq) {
-		t.Errorf("the squatter's socket no longer answers at %s", path)
+	if got := squatterAnswer(t, path); got != "ok stranger\n" {
+		t.Errorf("the squatter's socket at %s answers %q after Listen, want the squatter's answer", path, got)
 	}
 
 	// A leftover: the file stays, nobody listens.
-	sq.SetUnlinkOnClose(false)
-	sq.Close()
-	if _, err := os.Lstat(path); err != nil {
+	left := filepath.Join(testutil.ShortDir(t), "ctl.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: left, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	if _, err := os.Lstat(left); err != nil {
 		t.Fatalf("the leftover socket file: %v", err)
 	}
-	s = listen(t, path)
-	ch := ask(path, "reload")
+	s = listen(t, left)
+	ch := ask(left, "reload")
 	nextRequest(t, s).Answer(true, "fresh")
 	if got := answer(t, ch); got != "ok fresh\n" {
 		t.Errorf("reload on a replaced leftover: %q", got)
 	}
+}
+
+// squatterAnswer is what the server at path answers to one line.
+func squatterAnswer(t *testing.T, path string) string {
+	t.Helper()
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "status\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	return string(b)
 }
 
 // TestBoundedAnswers: a line longer than 256 bytes is cut off without an
