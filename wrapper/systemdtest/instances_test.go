@@ -277,7 +277,12 @@ func TestReloadOnConfigChangePath(t *testing.T) {
 		t.Errorf("MainPID %d -> %d: the edit restarted instead of reloading", main, got)
 	}
 
-	// A broken edit: the reload fails, config-b keeps serving.
+	// A broken edit: the reload fails, config-b keeps serving. It is made
+	// once the first edit's haproxy-reload.service ended: a change while
+	// it runs does not start it again (the path unit is running).
+	s.WaitState("haproxy-reload.service", 15*time.Second, "the first edit's reload to end", func(m map[string]string) bool {
+		return m["ActiveState"] == "inactive" || m["ActiveState"] == "failed"
+	})
 	before := s.Show("haproxy-reload.service", "InvocationID")["InvocationID"]
 	replace(haproxyConfig(f.port, "config-c") + garbage)
 	st := s.WaitState("haproxy-reload.service", 15*time.Second, "the reload of the broken edit to fail", func(m map[string]string) bool {
