@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Tests with the fake haproxy (fakehaproxy_test.go): legacy 1.7 behaviour,
@@ -22,9 +24,9 @@ type fakeEnv struct {
 
 func newFake(t *testing.T) fakeEnv {
 	t.Helper()
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	f := fakeEnv{dir: dir, log: filepath.Join(dir, "fake.log")}
-	f.bin = placeBinary(t, dir, "haproxy", false)
+	f.bin = testutil.PlaceSelf(t, dir, "haproxy", false)
 	if err := os.WriteFile(filepath.Join(dir, "fake.cfg"), []byte("# fake\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +66,9 @@ func TestLegacy17DsReadinessPipeAndSf(t *testing.T) {
 	}
 	defer ln.Close()
 	notify := filepath.Join(f.dir, "notify")
-	nc := listenNotify(t, notify)
+	nc := testutil.ListenNotify(t, notify)
 	w := startWrapper(t, f.dir, wrapperOpts{env: f.env("HAPROXY_STATS_SOCKET="+stats, "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=1000000000")})
-	if got := readDatagramWith(t, nc, "READY=1"); !strings.Contains(got, "MAINPID="+itoa(w.pid())+"\n") {
+	if got := testutil.ReadDatagramWith(t, nc, "READY=1"); !strings.Contains(got, "MAINPID="+itoa(w.pid())+"\n") {
 		t.Fatalf("READY datagram %q does not name the wrapper as MAINPID", got)
 	}
 	st := f.starts(t)
@@ -82,8 +84,8 @@ func TestLegacy17DsReadinessPipeAndSf(t *testing.T) {
 	}
 	w.signal(syscall.SIGHUP)
 	w.waitReloads(1)
-	readDatagramWith(t, nc, "RELOADING=1\nMONOTONIC_USEC=")
-	if got := readDatagramWith(t, nc, "READY=1"); !strings.Contains(got, " ago: ok") {
+	testutil.ReadDatagramWith(t, nc, "RELOADING=1\nMONOTONIC_USEC=")
+	if got := testutil.ReadDatagramWith(t, nc, "READY=1"); !strings.Contains(got, " ago: ok") {
 		t.Fatalf("READY after the reload %q does not say it succeeded", got)
 	}
 	st = f.starts(t)

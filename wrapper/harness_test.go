@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,30 +20,6 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
-// waitFor polls cond every 10ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// shortDir is a temporary folder with a short path (unix socket paths are
-// limited to 107 bytes, t.TempDir's can be longer).
-func shortDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "hw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	p, err := testutil.FreePort()
@@ -59,48 +34,18 @@ type wrapperProc struct {
 	dir     string
 	bin     string
 	addr    string // the test haproxy's HTTP address, when real
-	cmd     *exec.Cmd
+	p       *testutil.Proc
 	out     *testutil.Buffer
-	done    chan struct{}
-	code    int
 	ctlPath string
 }
 
 type wrapperOpts struct {
 	env    []string // extra KEY=VALUE
 	args   []string
-	copy   bool // copy the test binary instead of a symlink (to delete or replace it)
-	noWait bool // do not wait for "serving"
-}
-
-// testBinary is the path of this test binary.
-func testBinary(t *testing.T) string {
-	t.Helper()
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return self
-}
-
-// placeBinary puts the test binary into dir under name.
-func placeBinary(t *testing.T, dir, name string, copyIt bool) string {
-	t.Helper()
-	dst := filepath.Join(dir, name)
-	if !copyIt {
-		if err := os.Symlink(testBinary(t), dst); err != nil {
-			t.Fatal(err)
-		}
-		return dst
-	}
-	b, err := os.ReadFile(testBinary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+	copy   bool      // copy the test binary instead of a symlink (to delete or replace it)
+	noWait bool      // do not wait for "serving"
+	stdout io.Writer // the wrapper's stdout (default: the output buffer)
+	stderr io.Writer // the wrapper's stderr (default: the output buffer)
 }
 
 // baseEnv is the test's environment without the variables that would change
@@ -126,10 +71,10 @@ func baseEnv(dir string) []string {
 // process group, killed whole at the end of the test.
 func startWrapper(t *testing.T, dir string, o wrapperOpts) *wrapperProc {
 	t.Helper()
-	w := &wrapperProc{t: t, dir: dir, out: &testutil.Buffer{}, done: make(chan struct{}), ctlPath: filepath.Join(dir, "ctl.sock")}
+	w := &wrapperProc{t: t, dir: dir, out: &testutil.Buffer{}, ctlPath: filepath.Join(dir, "ctl.sock")}
 	w.bin = filepath.Join(dir, "haproxy-systemd-wrapper")
 	if _, err := os.Lstat(w.bin); err != nil {
-		w.bin = placeBinary(t, dir, "haproxy-systemd-wrapper", o.copy)
+		w.bin = testutil.PlaceSelf(t, dir, "haproxy-systemd-wrapper", o.copy)
 	}
 	env := baseEnv(dir)
 	for _, kv := range o.env {
@@ -139,40 +84,30 @@ func startWrapper(t *testing.T, dir string, o wrapperOpts) *wrapperProc {
 			w.ctlPath = v
 		}
 	}
-	w.cmd = exec.Command(w.bin, o.args...)
-	w.cmd.Env = env
-	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	w.cmd.WaitDelay = 2 * time.Second // a -D daemon keeps the output pipes
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(w.bin, o.args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = w.out, w.out
+	if o.stdout != nil {
+		cmd.Stdout = o.stdout
 	}
-	go func() {
-		_ = w.cmd.Wait()
-		w.code = w.cmd.ProcessState.ExitCode()
-		if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			w.code = 128 + int(ws.Signal())
-		}
-		close(w.done)
-	}()
+	if o.stderr != nil {
+		cmd.Stderr = o.stderr
+	}
+	cmd.WaitDelay = 2 * time.Second // a -D daemon keeps the output pipes
 	t.Cleanup(func() {
-		_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-w.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("wrapper pid %d did not end after SIGKILL", w.cmd.Process.Pid)
-		}
+		// Runs after testutil.Start's: the wrapper has ended.
 		if t.Failed() {
 			t.Logf("wrapper output:\n%s", w.out.String())
 		}
 	})
+	w.p = testutil.Start(t, cmd)
 	if !o.noWait {
 		w.waitLog("serving", 30*time.Second)
 	}
 	return w
 }
 
-func (w *wrapperProc) pid() int { return w.cmd.Process.Pid }
+func (w *wrapperProc) pid() int { return w.p.Pid() }
 
 func (w *wrapperProc) signal(sig syscall.Signal) {
 	w.t.Helper()
@@ -183,29 +118,22 @@ func (w *wrapperProc) signal(sig syscall.Signal) {
 
 func (w *wrapperProc) waitLog(substr string, timeout time.Duration) {
 	w.t.Helper()
-	waitFor(w.t, timeout, fmt.Sprintf("%q in the wrapper's log", substr), func() bool {
+	testutil.WaitFor(w.t, timeout, fmt.Sprintf("%q in the wrapper's log", substr), func() bool {
 		return strings.Contains(w.out.String(), substr) || w.exited()
 	})
 	if !strings.Contains(w.out.String(), substr) {
-		w.t.Fatalf("wrapper exited (code %d) before logging %q:\n%s", w.code, substr, w.out.String())
+		w.t.Fatalf("wrapper exited (code %d) before logging %q:\n%s", w.p.Code(), substr, w.out.String())
 	}
 }
 
-func (w *wrapperProc) exited() bool {
-	select {
-	case <-w.done:
-		return true
-	default:
-		return false
-	}
-}
+func (w *wrapperProc) exited() bool { return w.p.Exited() }
 
 // waitExit waits for the wrapper to end and returns its exit code.
 func (w *wrapperProc) waitExit(timeout time.Duration) int {
 	w.t.Helper()
 	select {
-	case <-w.done:
-		return w.code
+	case <-w.p.Done():
+		return w.p.Code()
 	case <-time.After(timeout):
 		w.t.Fatalf("wrapper still running %s after it should have exited:\n%s", timeout, w.out.String())
 	}
@@ -229,7 +157,7 @@ func (w *wrapperProc) status() status.Report {
 func (w *wrapperProc) waitReloads(n int) status.Report {
 	w.t.Helper()
 	var r status.Report
-	waitFor(w.t, 30*time.Second, fmt.Sprintf("%d settled reloads", n), func() bool {
+	testutil.WaitFor(w.t, 30*time.Second, fmt.Sprintf("%d settled reloads", n), func() bool {
 		r = w.status()
 		return r.Reloads >= n && !r.ReloadInProgress
 	})
@@ -329,7 +257,7 @@ func startReal(t *testing.T, withStats bool) *wrapperProc {
 // config's CONFIG, HAPROXY_BIN (and HAPROXY_STATS_SOCKET when withStats).
 func startRealOpts(t *testing.T, withStats bool, o wrapperOpts) *wrapperProc {
 	t.Helper()
-	return startRealIn(t, shortDir(t), "expose-fd listeners", withStats, o)
+	return startRealIn(t, testutil.ShortDir(t), "expose-fd listeners", withStats, o)
 }
 
 // startRealIn starts the wrapper on the real haproxy with the test config
@@ -348,37 +276,16 @@ func startRealIn(t *testing.T, dir, statsExtra string, withStats bool, o wrapper
 	return w
 }
 
-// listenNotify is a notify socket for the wrapper under test.
-func listenNotify(t *testing.T, addr string) *net.UnixConn {
+// startRealConfig starts the wrapper on the real haproxy with the test
+// config and HAPROXY_STATS_SOCKET, and returns the config's path and
+// contents (for a test that breaks and restores it).
+func startRealConfig(t *testing.T) (w *wrapperProc, cfg string, good []byte) {
 	t.Helper()
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
+	w = startRealIn(t, testutil.ShortDir(t), "expose-fd listeners", true, wrapperOpts{})
+	cfg = filepath.Join(w.dir, "haproxy.cfg")
+	good, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// readDatagram reads one notify datagram, bounded.
-func readDatagram(t *testing.T, c *net.UnixConn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b := make([]byte, 4096)
-	n, err := c.Read(b)
-	if err != nil {
-		t.Fatalf("no notify datagram: %v", err)
-	}
-	return string(b[:n])
-}
-
-// readDatagramWith reads datagrams until one starts with prefix.
-func readDatagramWith(t *testing.T, c *net.UnixConn, prefix string) string {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		if got := readDatagram(t, c); strings.HasPrefix(got, prefix) {
-			return got
-		}
-	}
-	t.Fatalf("no datagram starting with %q", prefix)
-	return ""
+	return w, cfg, good
 }

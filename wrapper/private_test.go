@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,52 +12,27 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Private state (SPEC §6): the runtime folder is the wrapper's own, a
 // control socket that is not the wrapper's is never believed, two instances
 // never share anything by default.
 
-const nobody = 65534
+const nobody = testutil.Nobody
 
 // squatter serves a control socket at path the way a hostile local user
 // would: it claims every reload succeeded.
 func squatter(path string) int {
-	_ = os.Remove(path)
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	_ = os.Chmod(path, 0o777)
-	fmt.Println("listening")
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return 1
-		}
-		_, _ = bufio.NewReader(c).ReadString('\n')
-		fmt.Fprintln(c, "ok generation 99 serving (pid 1)")
-		c.Close()
-	}
+	return testutil.Squat(path, "ok generation 99 serving (pid 1)")
 }
 
 // asNobody returns a command running the test binary, copied where nobody
 // can execute it, under name, as uid/gid 65534.
 func asNobody(t *testing.T, name string, args ...string) *exec.Cmd {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run a process as another user")
-	}
-	dir, err := os.MkdirTemp("", "hwn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
-	bin := placeBinary(t, dir, name, true)
-	c := exec.Command(bin, args...)
-	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}, Setpgid: true}
+	c := testutil.AsNobody(t, name, args...)
+	c.SysProcAttr.Setpgid = true
 	c.Env = proc.UnsetEnv(os.Environ(), "MAINPID")
 	return c
 }
@@ -115,7 +89,7 @@ func TestRuntimeDirRefused(t *testing.T) {
 func TestSecondWrapperOnTheSameFolderRefused(t *testing.T) {
 	f := newFake(t)
 	first := startWrapper(t, f.dir, wrapperOpts{env: f.env("FAKE_VERSION=HAProxy version 2.6.0-fake")})
-	dir2 := shortDir(t)
+	dir2 := testutil.ShortDir(t)
 	second := startWrapper(t, dir2, wrapperOpts{noWait: true, env: append(f.env("FAKE_VERSION=HAProxy version 2.6.0-fake"),
 		"HAPROXY_WRAPPER_RUNTIME_DIR="+filepath.Join(f.dir, "rt"), "HAPROXY_WRAPPER_CONTROL_SOCKET="+filepath.Join(dir2, "ctl.sock"),
 		"PIDFILE="+filepath.Join(dir2, "haproxy.pid"))})
@@ -131,11 +105,7 @@ func TestSecondWrapperOnTheSameFolderRefused(t *testing.T) {
 }
 
 func TestSquattedControlSocketRefused(t *testing.T) {
-	shared, err := os.MkdirTemp("", "hws")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(shared) })
+	shared := testutil.ShortDir(t)
 	os.Chmod(shared, 0o1777) // like /tmp: anyone may create a socket here
 	path := filepath.Join(shared, "ctl.sock")
 	sq := asNobody(t, "squatter", path)
@@ -152,8 +122,8 @@ func TestSquattedControlSocketRefused(t *testing.T) {
 		cmd  string
 		code int
 	}{{"reload", 1}, {"status", 3}} {
-		c := exec.Command(testBinary(t))
-		c.Path = placeBinary(t, shortDir(t), "haproxy-systemd-wrapper", false)
+		c := exec.Command(testutil.Self(t))
+		c.Path = testutil.PlaceSelf(t, testutil.ShortDir(t), "haproxy-systemd-wrapper", false)
 		c.Args = []string{c.Path, tc.cmd}
 		c.Env = proc.SetEnv(proc.UnsetEnv(os.Environ(), "MAINPID"), "HAPROXY_WRAPPER_CONTROL_SOCKET", path)
 		b, _ := c.CombinedOutput()

@@ -13,6 +13,7 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/status"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Tests against the real haproxy from Debian's packages, on loopback.
@@ -124,16 +125,7 @@ func TestRealBrokenConfigReloadKeepsServing(t *testing.T) {
 // ends the wrapper with haproxy's status, for systemd's Restart=.
 func TestRealHAProxyKilledExits137(t *testing.T) {
 	w := startRealOpts(t, true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_RESPAWN_LIMIT=0"}})
-	st := w.status()
-	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := w.waitExit(20 * time.Second); code != 137 {
-		t.Fatalf("exit code = %d, want 137 (128+SIGKILL)", code)
-	}
-	if !strings.Contains(w.out.String(), "killed by SIGKILL") {
-		t.Errorf("the log does not say haproxy was killed")
-	}
+	w.killServingWantsExit(w.status().PID, "killed by SIGKILL")
 }
 
 // TestRealCrashRespawns: a serving haproxy killed under a steady load of
@@ -160,7 +152,7 @@ func TestRealCrashRespawns(t *testing.T) {
 			t.Fatal(err)
 		}
 		var st status.Report
-		waitFor(t, 20*time.Second, "a respawned generation serving", func() bool {
+		testutil.WaitFor(t, 20*time.Second, "a respawned generation serving", func() bool {
 			st = w.status()
 			return st.Serving && st.PID != pid && st.Respawns == i
 		})
@@ -187,15 +179,7 @@ func TestRealCrashRespawns(t *testing.T) {
 	}
 	// A third kill within the minute: past the limit, the wrapper exits
 	// with haproxy's status.
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := w.waitExit(20 * time.Second); code != 137 {
-		t.Fatalf("exit code after the limit = %d, want 137", code)
-	}
-	if !strings.Contains(w.out.String(), "HAPROXY_WRAPPER_RESPAWN_LIMIT=2): no more respawn") {
-		t.Errorf("no line about the respawn limit")
-	}
+	w.killServingWantsExit(pid, "HAPROXY_WRAPPER_RESPAWN_LIMIT=2): no more respawn")
 }
 
 func TestRealFiftyReloadsLeakNothing(t *testing.T) {
@@ -204,7 +188,7 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload: %q %v", ans, err)
 	}
-	waitFor(t, 15*time.Second, "the first old generation to finish", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the first old generation to finish", func() bool {
 		live, zombies := w.children()
 		return len(live) == 1 && len(zombies) == 0
 	})
@@ -217,7 +201,7 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 		}
 	}
 	var live, zombies []int
-	waitFor(t, 15*time.Second, "old generations to finish and be reaped", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "old generations to finish and be reaped", func() bool {
 		live, zombies = w.children()
 		return len(live) == 1 && len(zombies) == 0 && len(w.status().Generations) == 1
 	})
@@ -278,7 +262,7 @@ func TestRealForkingDashD(t *testing.T) {
 	if err := syscall.Kill(daemon, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the daemon to exit", func() bool { return !proc.Alive(daemon) })
+	testutil.WaitFor(t, 20*time.Second, "the daemon to exit", func() bool { return !proc.Alive(daemon) })
 	if _, err := os.Stat(w.dir + "/wrapper.pid"); !os.IsNotExist(err) {
 		t.Errorf("wrapper pid file left after the stop: %v", err)
 	}
@@ -287,7 +271,7 @@ func TestRealForkingDashD(t *testing.T) {
 
 func TestRealForkingDashDBrokenConfig(t *testing.T) {
 	bin := requireRealHAProxy(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	cfg, _, _ := realConfig(t, dir, "")
 	if err := os.WriteFile(cfg, []byte("global\n    no-such-keyword\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -304,11 +288,27 @@ func TestRealForkingDashDBrokenConfig(t *testing.T) {
 	}
 }
 
+// killServingWantsExit kills the serving haproxy pid with SIGKILL and wants
+// the wrapper to end with haproxy's status (137, 128+SIGKILL) and its log
+// to say line.
+func (w *wrapperProc) killServingWantsExit(pid int, line string) {
+	w.t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		w.t.Fatal(err)
+	}
+	if code := w.waitExit(20 * time.Second); code != 137 {
+		w.t.Fatalf("exit code after haproxy pid %d was killed = %d, want 137 (128+SIGKILL)", pid, code)
+	}
+	if !strings.Contains(w.out.String(), line) {
+		w.t.Errorf("the log does not say %q", line)
+	}
+}
+
 // TestRealVersionCache: with HAPROXY_WRAPPER_VERSION_CACHE, the second
 // start of the same binary takes its version from the cache instead of
 // running "haproxy -v".
 func TestRealVersionCache(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	cache := dir + "/cache/versions"
 	opts := wrapperOpts{env: []string{"HAPROXY_WRAPPER_VERSION_CACHE=" + cache, "HAPROXY_WRAPPER_LOG_LEVEL=debug"}}
 	w := startRealIn(t, dir, "expose-fd listeners", false, opts)
@@ -323,7 +323,7 @@ func TestRealVersionCache(t *testing.T) {
 	if b, err := os.ReadFile(cache); err != nil || version == "" || !strings.Contains(string(b), "\t"+version+"\n") {
 		t.Fatalf("cache after the first start: %q %v", b, err)
 	}
-	w2 := startRealIn(t, shortDir(t), "expose-fd listeners", false, opts)
+	w2 := startRealIn(t, testutil.ShortDir(t), "expose-fd listeners", false, opts)
 	if !strings.Contains(w2.out.String(), "version from HAPROXY_WRAPPER_VERSION_CACHE") {
 		t.Errorf("the second start ran haproxy -v again:\n%s", w2.out.String())
 	}

@@ -12,6 +12,7 @@ import (
 
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Reloads with one parse (no separate haproxy -c by default): a bad
@@ -42,13 +43,8 @@ func TestBadConfigAtReloadWithoutCheck(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := shortDir(t)
-			w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{})
-			cfg := filepath.Join(dir, "haproxy.cfg")
-			good, err := os.ReadFile(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, cfg, good := startRealConfig(t)
+			dir := w.dir
 			before := faultServed(t, w)
 			var ans string
 			res := underLoad(t, w.addr, func() {
@@ -82,7 +78,7 @@ func TestBadConfigAtReloadWithoutCheck(t *testing.T) {
 }
 
 func TestOptInCheckAtReload(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_CHECK=true"}})
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
@@ -102,7 +98,7 @@ func TestOptInCheckAtReload(t *testing.T) {
 }
 
 func TestNoListenerConfigRefused(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{})
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	before := faultServed(t, w)
@@ -122,7 +118,7 @@ func TestNoListenerConfigRefused(t *testing.T) {
 }
 
 func TestDrainLimitRetiresOldest(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_MAX_DRAINING=2"}})
 	var held []func()
 	defer func() {
@@ -142,7 +138,7 @@ func TestDrainLimitRetiresOldest(t *testing.T) {
 	}
 	// Four old generations, each held by a connection; at most two may
 	// drain: the two oldest got SIGTERM.
-	waitFor(t, 15*time.Second, "the two oldest generations to end", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the two oldest generations to end", func() bool {
 		return !proc.Alive(pids[0]) && !proc.Alive(pids[1])
 	})
 	st := w.status()
@@ -157,7 +153,7 @@ func TestDrainLimitRetiresOldest(t *testing.T) {
 }
 
 func TestDrainAgeRetires(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_MAX_DRAIN_AGE=300ms"}})
 	old := faultServed(t, w)
 	c, err := dialHalfRequest(w.addr)
@@ -166,7 +162,7 @@ func TestDrainAgeRetires(t *testing.T) {
 	}
 	defer c.Close()
 	faultReloadOK(t, w)
-	waitFor(t, 10*time.Second, "the draining generation to be retired", func() bool { return !proc.Alive(old) })
+	testutil.WaitFor(t, 10*time.Second, "the draining generation to be retired", func() bool { return !proc.Alive(old) })
 	faultWantLine(t, w, "retired with SIGTERM", "HAPROXY_WRAPPER_MAX_DRAIN_AGE")
 	if st := w.status(); st.DrainRetired != 1 {
 		t.Fatalf("drain_retired = %d, want 1", st.DrainRetired)
@@ -178,13 +174,7 @@ func TestDrainAgeRetires(t *testing.T) {
 // (truncate, then a few writes) while reloads are triggered in a burst: no
 // generation may start from a half-written file and take over.
 func TestConfigRewrittenDuringReloadBurst(t *testing.T) {
-	dir := shortDir(t)
-	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{})
-	cfg := filepath.Join(dir, "haproxy.cfg")
-	good, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, cfg, good := startRealConfig(t)
 	for run := 0; run < 3; run++ {
 		res := underLoad(t, w.addr, func() {
 			var wg sync.WaitGroup
@@ -220,7 +210,7 @@ func TestConfigRewrittenDuringReloadBurst(t *testing.T) {
 				t.Error(err)
 			}
 			w.signal(syscall.SIGUSR2)
-			waitFor(t, 30*time.Second, "the reloads to settle", func() bool {
+			testutil.WaitFor(t, 30*time.Second, "the reloads to settle", func() bool {
 				st := w.status()
 				return !st.ReloadInProgress && !st.ReloadPending
 			})

@@ -12,6 +12,7 @@ import (
 
 	"haproxy-systemd-wrapper/wrapper/internal/control"
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // TestSoakRandomDrain reloads the real haproxy HSW_SOAK_RELOADS times (the
@@ -92,7 +93,7 @@ func TestSoakRandomDrain(t *testing.T) {
 		}
 	}
 	// Every old generation ends once its connections are gone.
-	waitFor(t, 60*time.Second, "one generation left", func() bool { return len(w.status().Generations) == 1 })
+	testutil.WaitFor(t, 60*time.Second, "one generation left", func() bool { return len(w.status().Generations) == 1 })
 	if after := fdCount(t, w.pid()); after != fdsBefore {
 		t.Errorf("wrapper fds: %d before, %d after %d reloads", fdsBefore, after, n)
 	}

@@ -37,14 +37,14 @@ func holdConns(t *testing.T, addr string, n int) []net.Conn {
 }
 
 func TestLiveStatusOverNotifyAndJSON(t *testing.T) {
-	notify := filepath.Join(shortDir(t), "notify")
-	nc := listenNotify(t, notify)
+	notify := filepath.Join(testutil.ShortDir(t), "notify")
+	nc := testutil.ListenNotify(t, notify)
 	w := startRealOpts(t, true, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + notify, "HAPROXY_WRAPPER_STATUS_INTERVAL=100ms"}})
 	dir, addr := w.dir, w.addr
 	conns := holdConns(t, addr, 20)
-	got := readDatagramWith(t, nc, "STATUS=haproxy 2.6")
+	got := testutil.ReadDatagramWith(t, nc, "STATUS=haproxy 2.6")
 	for !strings.Contains(got, " · 20 conns") {
-		got = readDatagramWith(t, nc, "STATUS=haproxy 2.6")
+		got = testutil.ReadDatagramWith(t, nc, "STATUS=haproxy 2.6")
 	}
 	first := w.status()
 	if first.CurrConns != 20 || first.Generation != 1 || !first.Serving {
@@ -54,7 +54,7 @@ func TestLiveStatusOverNotifyAndJSON(t *testing.T) {
 		t.Fatalf("reload: %q %v", ans, err)
 	}
 	for !strings.Contains(got, "gen 2 · 0 conns") || !strings.Contains(got, "1 old gen draining (20 conns)") || !strings.Contains(got, "reloaded") {
-		got = readDatagramWith(t, nc, "STATUS=haproxy 2.6")
+		got = testutil.ReadDatagramWith(t, nc, "STATUS=haproxy 2.6")
 	}
 	t.Logf("STATUS seen: %s", strings.TrimSpace(got))
 	r := w.status()
@@ -82,7 +82,7 @@ func TestLiveStatusOverNotifyAndJSON(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, 15*time.Second, "the old generation to drain", func() bool { return w.status().Draining == 0 })
+	testutil.WaitFor(t, 15*time.Second, "the old generation to drain", func() bool { return w.status().Draining == 0 })
 }
 
 func countWatchdog(t *testing.T, c *net.UnixConn, within time.Duration) int {
@@ -103,12 +103,12 @@ func countWatchdog(t *testing.T, c *net.UnixConn, within time.Duration) int {
 }
 
 func TestWatchdogFollowsHAProxy(t *testing.T) {
-	notify := filepath.Join(shortDir(t), "notify")
-	nc := listenNotify(t, notify)
+	notify := filepath.Join(testutil.ShortDir(t), "notify")
+	nc := testutil.ListenNotify(t, notify)
 	// 400ms watchdog: a ping every 200ms while haproxy answers.
 	w := startRealOpts(t, false, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + notify, "WATCHDOG_USEC=400000"}})
-	readDatagramWith(t, nc, "WATCHDOG=1")
-	readDatagramWith(t, nc, "WATCHDOG=1")
+	testutil.ReadDatagramWith(t, nc, "WATCHDOG=1")
+	testutil.ReadDatagramWith(t, nc, "WATCHDOG=1")
 	hp := w.status().PID
 	if err := syscall.Kill(hp, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestWatchdogFollowsHAProxy(t *testing.T) {
 	if err := syscall.Kill(hp, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	readDatagramWith(t, nc, "WATCHDOG=1")
+	testutil.ReadDatagramWith(t, nc, "WATCHDOG=1")
 	w.waitLog("watchdog: haproxy answers again", 10*time.Second)
 }
 
@@ -133,13 +133,13 @@ func TestWatchdogFollowsHAProxy(t *testing.T) {
 // "status --prometheus" follow a good and a failed reload, parsed by a real
 // Prometheus parser; once the wrapper ends the file says it is down.
 func TestPrometheusMetrics(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	metrics := filepath.Join(dir, "wrapper.prom")
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_METRICS_FILE=" + metrics}})
 	fileSays := func(what string, want map[string]float64) {
 		t.Helper()
 		var last string
-		waitFor(t, 10*time.Second, "the metrics file to show "+what, func() bool {
+		testutil.WaitFor(t, 10*time.Second, "the metrics file to show "+what, func() bool {
 			b, err := os.ReadFile(metrics)
 			if err != nil {
 				return false

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // stopBound is how long the wrapper may take to exit after one stop signal.
@@ -102,7 +103,7 @@ func TestStopSignalsAtRandomMoments(t *testing.T) {
 	// written while other tries fork can fail to execute with "text file
 	// busy" (a child forked meanwhile holds the write descriptor until it
 	// executes).
-	shared := placeBinary(t, shortDir(t), "haproxy-systemd-wrapper", true)
+	shared := testutil.PlaceSelf(t, testutil.ShortDir(t), "haproxy-systemd-wrapper", true)
 	sigs := []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1}
 	kinds := []string{"start", "reload", "upgrade"}
 	var summary []string
@@ -323,7 +324,7 @@ func stopTry(t *testing.T, sig syscall.Signal, kind, shared string) stopResult {
 			// exists (the first milliseconds after the exec; README "Known
 			// limits"): the moment is taken once the wrapper runs its code,
 			// from its first child (haproxy -v) on.
-			waitFor(t, 10*time.Second, "the wrapper's first child", func() bool { return len(proc.ChildrenOf(wpid)) > 0 || exitedNow() })
+			testutil.WaitFor(t, 10*time.Second, "the wrapper's first child", func() bool { return len(proc.ChildrenOf(wpid)) > 0 || exitedNow() })
 			at = time.Now().Add(rand.N(startWindow / 2))
 		}
 		time.Sleep(time.Until(at))
@@ -331,7 +332,7 @@ func stopTry(t *testing.T, sig syscall.Signal, kind, shared string) stopResult {
 		w.signal(syscall.SIGUSR2)
 		time.Sleep(rand.N(30 * time.Millisecond))
 	case "upgrade":
-		fresh := placeBinary(t, f.dir, "hsw-new", true)
+		fresh := testutil.PlaceSelf(t, f.dir, "hsw-new", true)
 		if err := os.Rename(fresh, w.bin); err != nil {
 			t.Fatal(err)
 		}

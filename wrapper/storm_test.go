@@ -1,14 +1,16 @@
 package main
 
 import (
-	"haproxy-systemd-wrapper/wrapper/internal/control"
-	"haproxy-systemd-wrapper/wrapper/internal/proc"
-	"haproxy-systemd-wrapper/wrapper/internal/status"
 	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/control"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
+	"haproxy-systemd-wrapper/wrapper/internal/status"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Signal storms and binary swaps against the real haproxy: every case ends
@@ -20,7 +22,7 @@ import (
 func (w *wrapperProc) settle() status.Report {
 	w.t.Helper()
 	var r status.Report
-	waitFor(w.t, 60*time.Second, "reloads to settle", func() bool {
+	testutil.WaitFor(w.t, 60*time.Second, "reloads to settle", func() bool {
 		r = w.status()
 		return r.Reloads >= 1 && !r.ReloadInProgress && !r.ReloadPending
 	})
@@ -30,7 +32,7 @@ func (w *wrapperProc) settle() status.Report {
 func (w *wrapperProc) assertClean(fdsBefore int) {
 	w.t.Helper()
 	var live, zombies []int
-	waitFor(w.t, 20*time.Second, "one live haproxy child and no zombie", func() bool {
+	testutil.WaitFor(w.t, 20*time.Second, "one live haproxy child and no zombie", func() bool {
 		live, zombies = w.children()
 		return len(live) == 1 && len(zombies) == 0 && len(w.status().Generations) == 1
 	})
@@ -164,7 +166,7 @@ func TestWrapperBinaryDeletedThenReplaced(t *testing.T) {
 		t.Fatalf("the wrapper re-executed with its binary deleted")
 	}
 	// A new binary at the path: the next reload executes it.
-	placeBinary(t, dir, "haproxy-systemd-wrapper", true)
+	testutil.PlaceSelf(t, dir, "haproxy-systemd-wrapper", true)
 	if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
 		t.Fatalf("reload with the binary replaced: %q %v", ans, err)
 	}

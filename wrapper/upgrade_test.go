@@ -175,7 +175,7 @@ func TestUpgradeFDAudit(t *testing.T) {
 	w := startRealOpts(t, true, wrapperOpts{copy: true})
 	held := w.status().HeldSockets
 	inodes := listenInodes(t, w.status().PID)
-	self, err := os.ReadFile(testBinary(t))
+	self, err := os.ReadFile(testutil.Self(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestUpgradeFDAudit(t *testing.T) {
 	if r.WrapperPID != w.pid() {
 		t.Fatalf("wrapper pid %d after the upgrade, want %d (same process)", r.WrapperPID, w.pid())
 	}
-	waitFor(t, 30*time.Second, "the old generation to finish draining", func() bool { return w.status().Draining == 0 })
+	testutil.WaitFor(t, 30*time.Second, "the old generation to finish draining", func() bool { return w.status().Draining == 0 })
 	auditFDs(t, w, w.status().PID)
 	// The held listening sockets crossed the exec: the new image holds
 	// them and hands them over.
@@ -231,7 +231,7 @@ func TestUpgradeFDAudit(t *testing.T) {
 
 func TestUpgradeRefusedBinaries(t *testing.T) {
 	w := startRealOpts(t, true, wrapperOpts{copy: true})
-	self, err := os.ReadFile(testBinary(t))
+	self, err := os.ReadFile(testutil.Self(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,9 +304,9 @@ func TestUpgradeRefusedBinaries(t *testing.T) {
 }
 
 func TestNotifyPairsUnderFlood(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	notify := filepath.Join(dir, "notify")
-	nc := listenNotify(t, notify)
+	nc := testutil.ListenNotify(t, notify)
 	if err := nc.SetReadBuffer(4 << 20); err != nil {
 		t.Logf("SetReadBuffer: %v", err)
 	}
@@ -339,7 +339,7 @@ func TestNotifyPairsUnderFlood(t *testing.T) {
 		return append([]string(nil), grams...)
 	}
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + notify}})
-	waitFor(t, 10*time.Second, "the first READY=1", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the first READY=1", func() bool {
 		for _, g := range snapshot() {
 			if strings.HasPrefix(g, "READY=1") {
 				return true
@@ -351,28 +351,22 @@ func TestNotifyPairsUnderFlood(t *testing.T) {
 	const usr2Senders, usr2Each, hupSenders, hupEach, ctlRequests = 5, 100, 2, 25, 20
 	var wg sync.WaitGroup
 	var sendErrs sync.Map
-	for i := 0; i < usr2Senders; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < usr2Each; j++ {
-				if err := syscall.Kill(w.pid(), syscall.SIGUSR2); err != nil {
-					sendErrs.Store(err.Error(), true)
+	// senders goroutines each send sig each times.
+	flood := func(sig syscall.Signal, senders, each int) {
+		for i := 0; i < senders; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := 0; j < each; j++ {
+					if err := syscall.Kill(w.pid(), sig); err != nil {
+						sendErrs.Store(err.Error(), true)
+					}
 				}
-			}
-		}()
+			}()
+		}
 	}
-	for i := 0; i < hupSenders; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := 0; j < hupEach; j++ {
-				if err := syscall.Kill(w.pid(), syscall.SIGHUP); err != nil {
-					sendErrs.Store(err.Error(), true)
-				}
-			}
-		}()
-	}
+	flood(syscall.SIGUSR2, usr2Senders, usr2Each)
+	flood(syscall.SIGHUP, hupSenders, hupEach)
 	answers := make([]string, ctlRequests)
 	errs := make([]error, ctlRequests)
 	for i := 0; i < ctlRequests; i++ {
@@ -390,7 +384,7 @@ func TestNotifyPairsUnderFlood(t *testing.T) {
 		}
 	}
 	var reloads int
-	waitFor(t, 60*time.Second, "the reloads to settle", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the reloads to settle", func() bool {
 		r := w.status()
 		reloads = r.Reloads
 		return !r.ReloadInProgress && !r.ReloadPending && r.Reloads >= 1
@@ -399,7 +393,7 @@ func TestNotifyPairsUnderFlood(t *testing.T) {
 	if code := w.waitExit(30 * time.Second); code != 0 {
 		t.Errorf("exit code %d after SIGTERM, want 0", code)
 	}
-	waitFor(t, 5*time.Second, "STOPPING=1", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "STOPPING=1", func() bool {
 		for _, g := range snapshot() {
 			if strings.Contains(g, "STOPPING=1") {
 				return true
@@ -467,7 +461,7 @@ func TestNotifyPairsUnderFlood(t *testing.T) {
 
 func TestBlockedStderr(t *testing.T) {
 	requireRealHAProxy(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	cfg, addr, stats := realConfig(t, dir, "expose-fd listeners")
 	// Many backends without timeouts: each haproxy start (and check)
 	// prints a warning per backend, which the wrapper logs.
@@ -500,46 +494,20 @@ func TestBlockedStderr(t *testing.T) {
 			}
 		})
 	}
-	bin := placeBinary(t, dir, "haproxy-systemd-wrapper", false)
-	env := baseEnv(dir)
-	for _, kv := range []string{"CONFIG=" + cfg, "HAPROXY_BIN=/usr/sbin/haproxy", "HAPROXY_STATS_SOCKET=" + stats} {
-		k, v, _ := strings.Cut(kv, "=")
-		env = proc.SetEnv(env, k, v)
-	}
-	w := &wrapperProc{t: t, dir: dir, bin: bin, addr: addr, out: &testutil.Buffer{}, done: make(chan struct{}), ctlPath: filepath.Join(dir, "ctl.sock")}
-	w.cmd = exec.Command(bin)
-	w.cmd.Env = env
-	w.cmd.Stdout = w.out
-	w.cmd.Stderr = pw
-	w.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	// Its log goes to the small pipe, nobody reads it: "serving" is seen
+	// on haproxy's port, not in the log.
+	w := startWrapper(t, dir, wrapperOpts{env: []string{"CONFIG=" + cfg, "HAPROXY_BIN=/usr/sbin/haproxy", "HAPROXY_STATS_SOCKET=" + stats},
+		stderr: pw, noWait: true})
+	w.addr = addr
 	pw.Close()
-	go func() {
-		_ = w.cmd.Wait()
-		w.code = w.cmd.ProcessState.ExitCode()
-		if ws, ok := w.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			w.code = 128 + int(ws.Signal())
-		}
-		close(w.done)
-	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-w.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("wrapper pid %d did not end after SIGKILL", w.cmd.Process.Pid)
-		}
-	})
-	waitFor(t, 30*time.Second, "haproxy to serve", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "haproxy to serve", func() bool {
 		if w.exited() {
-			t.Fatalf("wrapper exited (code %d) before serving", w.code)
+			t.Fatalf("wrapper exited (code %d) before serving", w.p.Code())
 		}
 		_, err := servedBy(addr)
 		return err == nil
 	})
-	waitFor(t, 10*time.Second, "the control socket", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the control socket", func() bool {
 		_, err := control.RequestText(w.ctlPath, "status", 2*time.Second)
 		return err == nil
 	})
@@ -586,7 +554,7 @@ func TestBlockedStderr(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, 10*time.Second, "\"log lines dropped\" on stderr once it drains", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "\"log lines dropped\" on stderr once it drains", func() bool {
 		return strings.Contains(got.String(), "log lines dropped")
 	})
 	close(stopRead)
@@ -616,11 +584,11 @@ func TestBlockedStderr(t *testing.T) {
 
 	w.signal(syscall.SIGTERM)
 	select {
-	case <-w.done:
+	case <-w.p.Done():
 	case <-time.After(3 * time.Second):
 		t.Fatalf("wrapper still running 3s after SIGTERM with stderr blocked")
 	}
-	t.Logf("exit code %d", w.code)
+	t.Logf("exit code %d", w.p.Code())
 	for p := range seen {
 		if proc.Alive(p) {
 			t.Errorf("haproxy pid %d alive after the wrapper exited", p)
@@ -642,7 +610,7 @@ func TestPIDFileFullFilesystem(t *testing.T) {
 		t.Skip("needs root to mount a tmpfs")
 	}
 	requireRealHAProxy(t)
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	mnt := filepath.Join(dir, "full")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)

@@ -259,11 +259,7 @@ Environment=CONFIG=%s
 TimeoutStopSec=15s
 `, cfg, devLogBind))
 	s.DaemonReload()
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal:\n%s", s.Journal(unitName))
-		}
-	}()
+	s.JournalOnFailure(t, unitName)
 	cat, _ := s.Systemctl("cat", unitName)
 	if out, err := s.Systemctl("start", unitName); err != nil {
 		t.Fatalf("systemctl start: %v: %s\nstate: %s", err, out, FormatState(s.State(unitName)))

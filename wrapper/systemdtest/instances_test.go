@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // devLogBind replaces, in a test drop-in, the units' BindReadOnlyPaths= for
@@ -59,13 +61,9 @@ TimeoutStartSec=20s
 TimeoutStopSec=15s
 `, dir))
 	s.DaemonReload()
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range names {
-				t.Logf("journal of %s:\n%s", instanceUnit(n), s.Journal(instanceUnit(n)))
-			}
-		}
-	})
+	for _, n := range names {
+		s.JournalOnFailure(t, instanceUnit(n))
+	}
 	for _, n := range names {
 		if out, err := s.Systemctl("start", instanceUnit(n)); err != nil {
 			t.Fatalf("systemctl start %s: %v: %s\nstate: %s", instanceUnit(n), err, out, FormatState(s.State(instanceUnit(n))))
@@ -110,7 +108,7 @@ func TestTemplateInstancesUnderLoad(t *testing.T) {
 	waitLoad := func(n string, what string) {
 		t.Helper()
 		target := loads[n].Done() + 50
-		if err := waitFor(10*time.Second, 10*time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(10*time.Second, 10*time.Millisecond, func() (bool, string) {
 			return loads[n].Done() >= target, fmt.Sprintf("%d requests", loads[n].Done())
 		}); err != nil {
 			t.Fatalf("load on %s stalled %s: %v", n, what, err)
@@ -212,11 +210,7 @@ TimeoutStartSec=20s
 TimeoutStopSec=15s
 `, cfg, devLogBind))
 	s.DaemonReload()
-	defer func() {
-		if t.Failed() {
-			t.Logf("journal:\n%s", s.Journal(unitName))
-		}
-	}()
+	s.JournalOnFailure(t, unitName)
 	if out, err := s.Systemctl("start", unitName); err != nil {
 		t.Fatalf("systemctl start: %v: %s\nstate: %s", err, out, FormatState(s.State(unitName)))
 	}
@@ -284,7 +278,12 @@ func TestReloadOnConfigChangePath(t *testing.T) {
 		t.Errorf("MainPID %d -> %d: the edit restarted instead of reloading", main, got)
 	}
 
-	// A broken edit: the reload fails, config-b keeps serving.
+	// A broken edit: the reload fails, config-b keeps serving. It is made
+	// once the first edit's haproxy-reload.service ended: a change while
+	// it runs does not start it again (the path unit is running).
+	s.WaitState("haproxy-reload.service", 15*time.Second, "the first edit's reload to end", func(m map[string]string) bool {
+		return m["ActiveState"] == "inactive" || m["ActiveState"] == "failed"
+	})
 	before := s.Show("haproxy-reload.service", "InvocationID")["InvocationID"]
 	replace(haproxyConfig(f.port, "config-c") + garbage)
 	st := s.WaitState("haproxy-reload.service", 15*time.Second, "the reload of the broken edit to fail", func(m map[string]string) bool {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 const (
@@ -70,11 +71,19 @@ func refuses(port int) bool {
 // waitRefuses waits (bounded) until the port refuses connections.
 func waitRefuses(t *testing.T, port int, what string) {
 	t.Helper()
-	if err := waitFor(10*time.Second, 20*time.Millisecond, func() (bool, string) {
+	if err := testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
 		return refuses(port), fmt.Sprintf("127.0.0.1:%d still accepts (listening inodes %v)", port, listenInodes(port))
 	}); err != nil {
 		t.Errorf("%s: %v", what, err)
 	}
+}
+
+// bigBoot boots a systemd for the big configuration on a free port (see
+// bigSetup); it returns the port and the configuration's path.
+func bigBoot(t *testing.T) (s *Systemd, port int, cfg string) {
+	s = Boot(t)
+	port = FreePort(t)
+	return s, port, bigSetup(t, s, SharedTempDir(t), port)
 }
 
 // bigSetup boots a systemd with /run/haproxy (Debian's tmpfiles entry) and
@@ -87,6 +96,24 @@ func bigSetup(t *testing.T, s *Systemd, dir string, ports ...int) string {
 	cfg := filepath.Join(dir, "big.cfg")
 	writeFile(t, cfg, bigConfig("big-1", bigBackends, ports...))
 	return cfg
+}
+
+// systemctlUnderLoad runs "systemctl verb" on the unit n times (each
+// bounded by timeout) under load, waits for 50 more answers after each, then
+// calls check.
+func systemctlUnderLoad(t *testing.T, s *Systemd, port int, verb string, n int, timeout time.Duration, check func(i int)) loadgen.Result {
+	t.Helper()
+	return loadDuring(t, port, func(load *loadgen.Background) {
+		for i := 1; i <= n; i++ {
+			if out, err := s.SystemctlTimeout(timeout, verb, unitName); err != nil {
+				t.Fatalf("%s %d: %v: %s\njournal:\n%s", verb, i, err, out, s.Journal(unitName))
+			}
+			if err := load.WaitMore(50, 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			check(i)
+		}
+	})
 }
 
 // loadDuring runs the load while act runs, then waits for some more
@@ -103,6 +130,22 @@ func loadDuring(t *testing.T, port int, act func(load *loadgen.Background)) load
 		t.Fatalf("after: %v", err)
 	}
 	return load.Stop()
+}
+
+// wrapperUnit installs the project's haproxy.service on the big
+// configuration, with no start limit (for the restarts and kills).
+func wrapperUnit(t *testing.T, s *Systemd, cfg string) {
+	t.Helper()
+	s.WriteUnit(unitName, RenderUnit(t, "haproxy.service.in"))
+	s.WriteDropIn(unitName, "10-hsw-test.conf", fmt.Sprintf(`[Service]
+Environment=CONFIG=%s
+Environment=HAPROXY_BIN=/usr/sbin/haproxy
+RestartSec=100ms
+TimeoutStopSec=30s
+[Unit]
+StartLimitIntervalSec=0
+`, cfg))
+	s.DaemonReload()
 }
 
 // stockUnit installs Debian's own haproxy.service (haproxy -Ws) on the big
@@ -170,17 +213,7 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 	cfg := bigSetup(t, s, dir, port, port2)
 	const reloads = 10
 	reloadAll := func(t *testing.T, check func(i int)) loadgen.Result {
-		return loadDuring(t, port, func(load *loadgen.Background) {
-			for i := 1; i <= reloads; i++ {
-				if out, err := s.SystemctlTimeout(60*time.Second, "reload", unitName); err != nil {
-					t.Fatalf("reload %d: %v: %s", i, err, out)
-				}
-				if err := load.WaitMore(50, 20*time.Second); err != nil {
-					t.Fatal(err)
-				}
-				check(i)
-			}
-		})
+		return systemctlUnderLoad(t, s, port, "reload", reloads, 60*time.Second, check)
 	}
 
 	// Debian's own unit, for the figure beside.
@@ -237,23 +270,10 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 // is refused or reset and the socket (inode) is the same after each.
 // Debian's unit on the same load is measured beside.
 func TestRestartsLoseNothing(t *testing.T) {
-	s := Boot(t)
-	dir := SharedTempDir(t)
-	port := FreePort(t)
-	cfg := bigSetup(t, s, dir, port)
+	s, port, cfg := bigBoot(t)
 	const restarts = 5
 	restartAll := func(t *testing.T, check func(i int)) loadgen.Result {
-		return loadDuring(t, port, func(load *loadgen.Background) {
-			for i := 1; i <= restarts; i++ {
-				if out, err := s.SystemctlTimeout(90*time.Second, "restart", unitName); err != nil {
-					t.Fatalf("restart %d: %v: %s\njournal:\n%s", i, err, out, s.Journal(unitName))
-				}
-				if err := load.WaitMore(50, 20*time.Second); err != nil {
-					t.Fatal(err)
-				}
-				check(i)
-			}
-		})
+		return systemctlUnderLoad(t, s, port, "restart", restarts, 90*time.Second, check)
 	}
 	stockUnit(t, s, cfg)
 	startUnit(t, s)
@@ -261,16 +281,7 @@ func TestRestartsLoseNothing(t *testing.T) {
 	rs := restartAll(t, func(int) {})
 	stopUnit(t, s)
 
-	s.WriteUnit(unitName, RenderUnit(t, "haproxy.service.in"))
-	s.WriteDropIn(unitName, "10-hsw-test.conf", fmt.Sprintf(`[Service]
-Environment=CONFIG=%s
-Environment=HAPROXY_BIN=/usr/sbin/haproxy
-RestartSec=100ms
-TimeoutStopSec=30s
-[Unit]
-StartLimitIntervalSec=0
-`, cfg))
-	s.DaemonReload()
+	wrapperUnit(t, s, cfg)
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	first := listenInodes(port)
@@ -321,7 +332,7 @@ StartLimitIntervalSec=0
 func waitStored(t *testing.T, s *Systemd, n int) {
 	t.Helper()
 	if v := s.Show(unitName, "NFileDescriptorStore")["NFileDescriptorStore"]; v != "" {
-		if err := waitFor(20*time.Second, 50*time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(20*time.Second, 50*time.Millisecond, func() (bool, string) {
 			got, _ := strconv.Atoi(s.Show(unitName, "NFileDescriptorStore")["NFileDescriptorStore"])
 			return got >= n, fmt.Sprintf("NFileDescriptorStore=%d, want >= %d", got, n)
 		}); err != nil {
@@ -330,7 +341,7 @@ func waitStored(t *testing.T, s *Systemd, n int) {
 		return
 	}
 	seen := map[string]bool{}
-	if err := waitFor(20*time.Second, 20*time.Millisecond, func() (bool, string) {
+	if err := testutil.Poll(20*time.Second, 20*time.Millisecond, func() (bool, string) {
 		if st := s.Show(unitName, "StatusText")["StatusText"]; strings.Contains(st, " gen ") {
 			seen[st] = true
 		}
@@ -346,10 +357,7 @@ func waitStored(t *testing.T, s *Systemd, n int) {
 // the unit stays active with the same main process. Debian's unit on the
 // same load (its Restart= brings haproxy back) is measured beside.
 func TestCrashesRefuseNothing(t *testing.T) {
-	s := Boot(t)
-	dir := SharedTempDir(t)
-	port := FreePort(t)
-	cfg := bigSetup(t, s, dir, port)
+	s, port, cfg := bigBoot(t)
 	const kills = 3
 	// worker is the serving haproxy: the newest haproxy child of the main
 	// process (Debian's -Ws: the master's worker; the wrapper: its
@@ -382,7 +390,7 @@ func TestCrashesRefuseNothing(t *testing.T) {
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	rs := killAll(t, func(i, killed int) {
-		if err := waitFor(60*time.Second, 50*time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(60*time.Second, 50*time.Millisecond, func() (bool, string) {
 			w := worker()
 			return w != 0 && w != killed && !refuses(port), "no new worker yet"
 		}); err != nil {
@@ -391,16 +399,7 @@ func TestCrashesRefuseNothing(t *testing.T) {
 	})
 	stopUnit(t, s)
 
-	s.WriteUnit(unitName, RenderUnit(t, "haproxy.service.in"))
-	s.WriteDropIn(unitName, "10-hsw-test.conf", fmt.Sprintf(`[Service]
-Environment=CONFIG=%s
-Environment=HAPROXY_BIN=/usr/sbin/haproxy
-RestartSec=100ms
-TimeoutStopSec=30s
-[Unit]
-StartLimitIntervalSec=0
-`, cfg))
-	s.DaemonReload()
+	wrapperUnit(t, s, cfg)
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	main := mainPID(s.State(unitName))

@@ -4,6 +4,8 @@ package systemdtest
 // bursts of edits, slow reloads and broken edits.
 
 import (
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
+
 	"encoding/json"
 	"fmt"
 	"os"
@@ -123,7 +125,7 @@ func TestReloadOnConfigChangeBursts(t *testing.T) {
 			}
 		}
 		t0 := time.Now()
-		err := waitFor(30*time.Second, 20*time.Millisecond, func() (bool, string) {
+		err := testutil.Poll(30*time.Second, 20*time.Millisecond, func() (bool, string) {
 			code, got, err := HTTPGet(f.port)
 			return err == nil && code == 200 && got == body, fmt.Sprintf("%d %q %v", code, got, err)
 		})
@@ -245,7 +247,7 @@ func (f *fixture) editDuringSlowReload(t *testing.T, body *string) {
 		content := haproxyConfig(f.port, first) + slow
 		writeFile(t, f.cfg, content)
 		var pid int
-		if err := waitFor(20*time.Second, time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(20*time.Second, time.Millisecond, func() (bool, string) {
 			r, err := f.wrapperStatus()
 			pid = startingPID(r)
 			return err == nil && pid != 0 && f.hasRead(pid, f.cfg, len(content)), fmt.Sprintf("%+v %v", r.Generations, err)

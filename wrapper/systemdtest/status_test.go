@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // notifyKind is the Type=notify unit (contrib/systemd/haproxy.service.in).
@@ -38,7 +40,7 @@ func (w *statusWatcher) wait(timeout time.Duration, what string, cond func(strin
 	t := w.f.t
 	t.Helper()
 	var cur string
-	err := waitFor(timeout, 50*time.Millisecond, func() (bool, string) {
+	err := testutil.Poll(timeout, 50*time.Millisecond, func() (bool, string) {
 		m, err := w.f.s.show(unitName, "StatusText")
 		if err != nil {
 			return false, err.Error()
@@ -287,7 +289,7 @@ func TestWatchdogRestartsHungHAProxy(t *testing.T) {
 	if err := syscall.Kill(hp.hostPid, syscall.SIGSTOP); err != nil {
 		t.Fatalf("SIGSTOP host pid %d: %v", hp.hostPid, err)
 	}
-	if err := waitFor(2*time.Second, 10*time.Millisecond, func() (bool, string) {
+	if err := testutil.Poll(2*time.Second, 10*time.Millisecond, func() (bool, string) {
 		s := procStateOf(hp.hostPid)
 		return s == "T", "state " + s
 	}); err != nil {
@@ -329,7 +331,7 @@ func TestWatchdogRestartsHungHAProxy(t *testing.T) {
 	WaitHTTP(t, f.port, "config-a", 10*time.Second)
 
 	// The hung generation and the old wrapper are gone from the unit's cgroup.
-	if err := waitFor(5*time.Second, 50*time.Millisecond, func() (bool, string) {
+	if err := testutil.Poll(5*time.Second, 50*time.Millisecond, func() (bool, string) {
 		return !hp.alive() && !wrapperHost.alive(), fmt.Sprintf("old haproxy host pid %d state %q, old wrapper host pid %d state %q",
 			hp.hostPid, procStateOf(hp.hostPid), wrapperHost.hostPid, procStateOf(wrapperHost.hostPid))
 	}); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 const (
@@ -267,7 +269,7 @@ func (f *fixture) reloadUnderLoad(reloads int) {
 		waitRequests := func(n int64, what string) {
 			t.Helper()
 			target := lg.Done() + n
-			if err := waitFor(10*time.Second, 10*time.Millisecond, func() (bool, string) {
+			if err := testutil.Poll(10*time.Second, 10*time.Millisecond, func() (bool, string) {
 				done := lg.Done()
 				return done >= target, fmt.Sprintf("%d requests done, want %d", done, target)
 			}); err != nil {
@@ -300,7 +302,7 @@ func (f *fixture) reloadUnderLoad(reloads int) {
 				}
 			} else {
 				var now string
-				if err := waitFor(10*time.Second, 20*time.Millisecond, func() (bool, string) {
+				if err := testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
 					p, err := f.showInfoPid()
 					if err != nil {
 						return false, err.Error()
@@ -333,7 +335,7 @@ func (f *fixture) reloadUnderLoad(reloads int) {
 		}
 		if hs := f.haproxyChildren(main); len(hs) != 1 {
 			// Old generations may still drain for a moment.
-			if err := waitFor(10*time.Second, 50*time.Millisecond, func() (bool, string) {
+			if err := testutil.Poll(10*time.Second, 50*time.Millisecond, func() (bool, string) {
 				hs = f.haproxyChildren(main)
 				return len(hs) == 1, fmt.Sprintf("haproxy children %v", hs)
 			}); err != nil {
@@ -392,7 +394,7 @@ func TestReloadBrokenConfig(t *testing.T) {
 		if out, err := f.s.Systemctl("reload", unitName); err != nil {
 			t.Fatalf("systemctl reload after repairing the config: %v: %s", err, out)
 		}
-		if err := waitFor(10*time.Second, 20*time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
 			now, err := f.showInfoPid()
 			if err != nil {
 				return false, err.Error()
@@ -588,7 +590,7 @@ func TestOverwriteDropIn(t *testing.T) {
 			}
 		}
 		WaitHTTP(t, portB, "config-b", 10*time.Second)
-		if err := waitFor(5*time.Second, 50*time.Millisecond, func() (bool, string) {
+		if err := testutil.Poll(5*time.Second, 50*time.Millisecond, func() (bool, string) {
 			code, body, err := HTTPGet(f.port)
 			return err != nil, fmt.Sprintf("status %d body %q", code, body)
 		}); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // TestExecFailureLeavesStateUntouched: an exec that does not happen closes
@@ -24,11 +26,7 @@ func TestExecFailureLeavesStateUntouched(t *testing.T) {
 	}
 	defer pr.Close()
 	defer pw.Close()
-	dir, err := os.MkdirTemp("", "ho")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
+	dir := testutil.ShortDir(t)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "s"), Net: "unix"})
 	if err != nil {
 		t.Fatal(err)

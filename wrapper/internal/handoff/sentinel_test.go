@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // TestMain lets the test binary run as the sentinel, as the wrapper binary
@@ -77,13 +79,8 @@ func TestSentinelStopsHAProxyWhenTheWrapperDies(t *testing.T) {
 	if !ended(haproxy, 10*time.Second) {
 		t.Fatalf("haproxy (pid %d) still running 10 s after the wrapper died", haproxy.pid)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("sentinel: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("sentinel still running")
+	if err := testutil.ErrWithin(exited, 10*time.Second); err != nil {
+		t.Fatalf("sentinel (still running 10 s after the wrapper died?): %v", err)
 	}
 }
 
@@ -91,13 +88,8 @@ func TestSentinelReleasedLeavesHAProxy(t *testing.T) {
 	wrapper, haproxy := sleeper(t), sleeper(t)
 	s, exited := startSentinel(t, wrapper.pid, haproxy.pid)
 	Release(s.Pipe) // the new image caught its signals
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("sentinel: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("sentinel still running 10 s after its release")
+	if err := testutil.ErrWithin(exited, 10*time.Second); err != nil {
+		t.Fatalf("sentinel (still running 10 s after its release?): %v", err)
 	}
 	if ended(haproxy, 200*time.Millisecond) {
 		t.Fatalf("haproxy ended although the wrapper lives")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // Fixtures in ../../../testdata/showinfo were recorded from HAProxy 2.6.12 (Debian
@@ -278,16 +280,7 @@ func TestParseShowInfoErrors(t *testing.T) {
 // directory, staying under the ~108-byte sun_path limit.
 func statsSockPath(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	if len(dir) > 80 {
-		var err error
-		dir, err = os.MkdirTemp("", "stsock")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-	}
-	return filepath.Join(dir, "s.sock")
+	return filepath.Join(testutil.ShortDir(t), "s.sock")
 }
 
 // statsServe starts a unix socket server at a fresh path that hands every

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // tcpListeners opens n listening sockets on 127.0.0.1 (ephemeral ports);
@@ -38,19 +40,9 @@ func tcpListeners(t *testing.T, n int) []Socket {
 	return out
 }
 
-func shortDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("/tmp", "hsw-l-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 func newHolder(t *testing.T) *Holder {
 	t.Helper()
-	h, err := Listen(filepath.Join(shortDir(t), "listeners.sock"))
+	h, err := Listen(filepath.Join(testutil.ShortDir(t), "listeners.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +109,7 @@ func TestExchangeRoundTrip(t *testing.T) {
 // batches, an acknowledgement awaited after each full batch.
 func fakeSender(t *testing.T, socks []Socket, nothing bool) string {
 	t.Helper()
-	path := filepath.Join(shortDir(t), "haproxy.sock")
+	path := filepath.Join(testutil.ShortDir(t), "haproxy.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -143,13 +135,8 @@ func fakeSender(t *testing.T, socks []Socket, nothing bool) string {
 		done <- send(c, socks)
 	}()
 	t.Cleanup(func() {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("fake sender: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("fake sender did not finish within 10 s")
+		if err := testutil.ErrWithin(done, 10*time.Second); err != nil {
+			t.Errorf("fake sender (finished within 10 s?): %v", err)
 		}
 	})
 	return path
@@ -223,7 +210,7 @@ func TestFetchRefusesBrokenPayloads(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := tcpListeners(t, 1)[0]
-			path := filepath.Join(shortDir(t), "bad.sock")
+			path := filepath.Join(testutil.ShortDir(t), "bad.sock")
 			ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 			if err != nil {
 				t.Fatal(err)
@@ -262,7 +249,7 @@ func openFDs(t *testing.T) int {
 // TestHolderRefusesStrangers: the default rule answers only the wrapper's
 // own children; this test process's connection is not one.
 func TestHolderRefusesStrangers(t *testing.T) {
-	h, err := Listen(filepath.Join(shortDir(t), "listeners.sock"))
+	h, err := Listen(filepath.Join(testutil.ShortDir(t), "listeners.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +375,7 @@ func TestFetchFromRealHAProxy(t *testing.T) {
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("no haproxy at %s: %v (make test installs it)", bin, err)
 	}
-	dir := shortDir(t)
+	dir := testutil.ShortDir(t)
 	p1, p2 := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "h.cfg")
 	text := fmt.Sprintf(`global

@@ -1,8 +1,6 @@
 package sdnotify
 
 import (
-	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,40 +10,6 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
 	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
-
-// shortDir is a temporary folder with a short path: unix socket paths are
-// limited to 107 bytes, and t.TempDir's can be longer.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "sdn")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
-// listenNotify is a notify socket like systemd's, on a real unixgram socket.
-func listenNotify(t *testing.T, addr string) *net.UnixConn {
-	t.Helper()
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func readDatagram(t *testing.T, c *net.UnixConn) string {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	b := make([]byte, 4096)
-	n, err := c.Read(b)
-	if err != nil {
-		t.Fatalf("no notify datagram: %v", err)
-	}
-	return string(b[:n])
-}
 
 // captureLog sends logx's lines to a buffer for the rest of the test.
 func captureLog(t *testing.T) *testutil.Buffer {
@@ -58,13 +22,13 @@ func captureLog(t *testing.T) *testutil.Buffer {
 }
 
 func TestNotifyPathAndAbstract(t *testing.T) {
-	for _, addr := range []string{filepath.Join(shortDir(t), "notify"), "@hsw-test-" + strconv.Itoa(int(time.Now().UnixNano()))} {
-		c := listenNotify(t, addr)
+	for _, addr := range []string{filepath.Join(testutil.ShortDir(t), "notify"), "@hsw-test-" + strconv.Itoa(int(time.Now().UnixNano()))} {
+		c := testutil.ListenNotify(t, addr)
 		n := New(addr)
 		if !n.Reloading("reloading") {
 			t.Fatalf("%s: Reloading not sent", addr)
 		}
-		got := readDatagram(t, c)
+		got := testutil.ReadDatagram(t, c)
 		lines := strings.Split(strings.TrimSpace(got), "\n")
 		if len(lines) != 3 || lines[0] != "RELOADING=1" || !strings.HasPrefix(lines[1], "MONOTONIC_USEC=") || lines[2] != "STATUS=reloading" {
 			t.Fatalf("%s: RELOADING datagram = %q", addr, got)
@@ -74,7 +38,7 @@ func TestNotifyPathAndAbstract(t *testing.T) {
 			t.Fatalf("MONOTONIC_USEC=%d not a past CLOCK_MONOTONIC time (now %d)", usec, now)
 		}
 		n.Ready("a\nb", 42)
-		if got := readDatagram(t, c); got != "READY=1\nMAINPID=42\nSTATUS=a b\n" {
+		if got := testutil.ReadDatagram(t, c); got != "READY=1\nMAINPID=42\nSTATUS=a b\n" {
 			t.Fatalf("READY datagram = %q", got)
 		}
 		if got, want := n.Sent(), 2; got != want {
@@ -104,12 +68,12 @@ func TestNotifyNowhereWarnsOnce(t *testing.T) {
 }
 
 func TestNoReadyAfterStopping(t *testing.T) {
-	c := listenNotify(t, filepath.Join(shortDir(t), "notify"))
+	c := testutil.ListenNotify(t, filepath.Join(testutil.ShortDir(t), "notify"))
 	n := New(c.LocalAddr().String())
 	if !n.Stopping("bye") {
 		t.Fatal("Stopping not sent")
 	}
-	if got := readDatagram(t, c); got != "STOPPING=1\nSTATUS=bye\n" {
+	if got := testutil.ReadDatagram(t, c); got != "STOPPING=1\nSTATUS=bye\n" {
 		t.Fatalf("STOPPING datagram = %q", got)
 	}
 	if n.Ready("x", 1) || n.Reloading("x") {
@@ -118,7 +82,7 @@ func TestNoReadyAfterStopping(t *testing.T) {
 	if !n.Status("still here") {
 		t.Fatal("STATUS= not sent after STOPPING=1")
 	}
-	if got := readDatagram(t, c); got != "STATUS=still here\n" {
+	if got := testutil.ReadDatagram(t, c); got != "STATUS=still here\n" {
 		t.Fatalf("datagram after STOPPING=1 = %q, want only the STATUS= one", got)
 	}
 }

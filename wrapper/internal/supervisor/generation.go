@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,38 +14,9 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
-// generation is one haproxy started by the wrapper: the process it started
-// (the "leader", its own child) and, for haproxy <= 1.7 in -Ds mode, the
-// worker pids haproxy wrote to its pid file.
-type generation struct {
-	Gen       int       `json:"gen"`
-	Pid       int       `json:"pid"`
-	Workers   []int     `json:"workers,omitempty"`
-	Started   time.Time `json:"started"`
-	Ready     bool      `json:"ready"`
-	Draining  bool      `json:"draining"`
-	DrainFrom time.Time `json:"drain_from,omitzero"`
-	ReadySock string    `json:"ready_sock,omitempty"`
-	ReadyCfg  string    `json:"ready_cfg,omitempty"`
-	WithX     bool      `json:"with_x,omitempty"`
-	XSock     string    `json:"x_sock,omitempty"`   // where its -x pointed
-	Retiring  bool      `json:"retiring,omitempty"` // got SIGTERM from a drain limit
-
-	out     *haproxy.Output
-	cancel  context.CancelFunc // ends the readiness wait
-	failure error              // why the wrapper killed it during its start
-	stopSig unix.Signal        // the stop signal it was sent
-}
-
-// removeFiles removes the generation's readiness socket and configuration.
-func (g *generation) removeFiles() {
-	if g.ReadySock != "" {
-		_ = os.Remove(g.ReadySock)
-	}
-	if g.ReadyCfg != "" {
-		_ = os.Remove(g.ReadyCfg)
-	}
-}
+// A generation's records: which one a pid is, which serves, which pids
+// are the wrapper's own to signal, the -sf list, the drain limits, the pid
+// file. The generation type itself is in supervisor.go.
 
 func (s *Supervisor) findGen(pid int) *generation {
 	for _, g := range s.st.Gens {
@@ -153,148 +123,6 @@ func (s *Supervisor) oldPids() []int {
 	return s.targets(s.st.Gens)
 }
 
-// usableStatsSocket returns HAPROXY_STATS_SOCKET when it is a socket that can
-// be passed to -x; else "" with a warning (haproxy exits when -x names a
-// socket that is not there).
-func (s *Supervisor) usableStatsSocket() string {
-	p := s.cfg.Settings.StatsSocket
-	if p == "" {
-		return ""
-	}
-	fi, err := os.Stat(p)
-	switch {
-	case err != nil:
-		logx.Warningf("HAPROXY_STATS_SOCKET %s: %v: reloading without socket handover (connections may be reset)", p, err)
-		return ""
-	case fi.Mode()&os.ModeSocket == 0:
-		logx.Warningf("HAPROXY_STATS_SOCKET %s is not a socket: reloading without socket handover (connections may be reset)", p)
-		return ""
-	}
-	return p
-}
-
-// spawn starts a new haproxy generation; on a reload it gets -sf (and -x
-// when the stats socket is usable and noX is false). Its readiness is
-// awaited by a helper that posts evReady.
-func (s *Supervisor) spawn(reload, noX bool) error {
-	s.st.NextGen++
-	g := &generation{Gen: s.st.NextGen, Started: time.Now()}
-	var old []int
-	xs := ""
-	if reload {
-		old = s.oldPids()
-	}
-	if !noX {
-		xs = s.xSocket(reload)
-	}
-	g.WithX, g.XSock = xs != "", xs
-	devnull, err := os.Open(os.DevNull)
-	if err != nil {
-		return err
-	}
-	defer devnull.Close()
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer outW.Close()
-	files := []*os.File{devnull, outW, outW}
-	env := proc.ChildEnv(os.Environ())
-	var pipeR *os.File
-	if s.st.Mode == haproxy.ModeLegacy {
-		if !s.st.NoPipe {
-			r, w, err := os.Pipe()
-			if err != nil {
-				outR.Close()
-				return err
-			}
-			defer w.Close()
-			pipeR = r
-			files = append(files, w)
-			env = proc.SetEnv(env, proc.EnvWrapperFD, "3")
-		}
-	} else {
-		if err := os.MkdirAll(s.cfg.Settings.RuntimeDir, 0o700); err != nil {
-			outR.Close()
-			return fmt.Errorf("create HAPROXY_WRAPPER_RUNTIME_DIR %s: %w: set it to a writable folder", s.cfg.Settings.RuntimeDir, err)
-		}
-		g.ReadySock, g.ReadyCfg, err = haproxy.WriteReadyConfig(s.cfg.Settings.RuntimeDir, g.Gen)
-		if err != nil {
-			outR.Close()
-			return err
-		}
-	}
-	argv := append([]string{s.cfg.Bin}, haproxy.ChildArgs(s.st.Mode, s.cfg.Inv, old, xs, g.ReadyCfg)...)
-	pid, err := s.r.Spawn(s.cfg.Bin, argv, env, files, s.exits)
-	if err != nil {
-		outR.Close()
-		if pipeR != nil {
-			pipeR.Close()
-		}
-		g.removeFiles()
-		return err
-	}
-	g.Pid = pid
-	g.out = haproxy.NewOutput(outR)
-	s.st.Gens = append(s.st.Gens, g)
-	s.starting = g
-	logx.Infof("started haproxy generation %d, pid %d: %s", g.Gen, pid, strings.Join(argv, " "))
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Settings.StartTimeout)
-	g.cancel = cancel
-	legacy, pidFile := s.st.Mode == haproxy.ModeLegacy, s.cfg.Inv.PIDFile
-	s.helper(func() event {
-		var err error
-		switch {
-		case legacy:
-			// haproxy <= 1.7: the pipe closes once it started, but also
-			// when it exits (1.5.19, 1.7): started means its pid file
-			// names its live processes too (1.5.0-1.5.18 and 1.6 have
-			// only that).
-			if pipeR != nil {
-				err = haproxy.WaitPipeClosed(ctx, pipeR)
-			}
-			if err == nil {
-				_, err = haproxy.WaitPIDFileReady(ctx, pidFile, pid)
-			}
-		default:
-			err = haproxy.WaitAnswers(ctx, g.ReadySock, pid)
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("haproxy pid %d did not serve within %s (HAPROXY_WRAPPER_START_TIMEOUT)", pid, s.cfg.Settings.StartTimeout)
-		}
-		return event{kind: evReadyResult, gen: g, err: err}
-	})
-	return nil
-}
-
-// configError is a failed configuration check, with haproxy's own words.
-type configError struct {
-	ws  unix.WaitStatus
-	out string
-}
-
-func (e *configError) Error() string {
-	return fmt.Sprintf("configuration check failed (%s): %s", proc.DescribeStatus(e.ws), haproxy.SummarizeCheck(e.out))
-}
-
-// check runs "haproxy -c" on the configuration; ctx ends it.
-func (s *Supervisor) check(ctx context.Context) error {
-	argv := append([]string{s.cfg.Bin}, haproxy.CheckArgs(s.cfg.Inv)...)
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Settings.StartTimeout)
-	defer cancel()
-	out, ws, err := s.r.RunCapture(ctx, s.cfg.Bin, argv, proc.ChildEnv(os.Environ()))
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("configuration check did not finish within %s (HAPROXY_WRAPPER_START_TIMEOUT)", s.cfg.Settings.StartTimeout)
-		}
-		return err
-	}
-	if !ws.Exited() || ws.ExitStatus() != 0 {
-		return &configError{ws: ws, out: out}
-	}
-	return nil
-}
-
 // enforceDrainLimits ends the oldest draining generations past
 // HAPROXY_WRAPPER_MAX_DRAINING, and those draining for longer than
 // HAPROXY_WRAPPER_MAX_DRAIN_AGE, with SIGTERM: a reload storm must not grow
@@ -322,4 +150,18 @@ func (s *Supervisor) enforceDrainLimits(now time.Time) {
 		logx.Warningf("haproxy generation %d (pid %d) retired with SIGTERM: %s", g.Gen, g.Pid, why)
 		s.signalGens([]*generation{g}, unix.SIGTERM)
 	}
+}
+
+func (s *Supervisor) writePIDFile(pid int) {
+	if err := proc.WritePIDFile(s.cfg.Inv.PIDFile, []int{pid}); err != nil {
+		// Never leave a pid file naming a pid that is not serving.
+		if rerr := os.Remove(s.cfg.Inv.PIDFile); rerr == nil || os.IsNotExist(rerr) || errors.Is(rerr, unix.ENOTDIR) {
+			logx.Warningf("%v: haproxy serves, its pid file was removed rather than left naming an old pid: free the space or set PIDFILE to a writable path", err)
+		} else {
+			logx.Warningf("%v: haproxy serves, but its old pid file could not be removed either (%v): set PIDFILE to a writable path", err, rerr)
+		}
+		s.st.WrotePIDFile = false
+		return
+	}
+	s.st.WrotePIDFile = true
 }

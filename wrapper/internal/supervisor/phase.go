@@ -2,7 +2,7 @@ package supervisor
 
 // The supervisor is an explicit state machine. Decide is its transition
 // function: pure, so that every phase x event pair is table-tested. The loop
-// (supervisor.go) turns raw events (signals, child exits, readiness results,
+// (loop.go) turns raw events (signals, child exits, readiness results,
 // control requests, timers) into Events, asks Decide, and carries out the
 // Actions in order.
 

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -27,23 +26,8 @@ import (
 // stays in this image, with no exec, no state in the environment and no
 // signal window. The new binary is probed first (it runs, answers the
 // hand-off version, exits 0 within 2 s); one that fails is refused with one
-// warning and the reload goes on here.
-
-// imageID identifies a binary file: device and inode.
-type imageID struct {
-	Dev uint64 `json:"dev"`
-	Ino uint64 `json:"ino"`
-}
-
-// runningImage is the file this image was executed from (it stays reachable
-// through /proc/self/exe even when removed).
-func runningImage() imageID {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		return imageID{}
-	}
-	return imageID{Dev: st.Dev, Ino: st.Ino}
-}
+// warning and the reload goes on here. The loop's part (running the queue
+// dry, the last moment before execve) is in loop.go: upgrade, lastMoment.
 
 // upgradeWanted tells whether the wrapper's path now names another file
 // than the running image.
@@ -71,27 +55,13 @@ func (s *Supervisor) startProbe() {
 	})
 }
 
-// upgrade executes the new binary. Everything queued is handled first, with
-// the phase Upgrading (a stop then cancels the upgrade); the reaper holds
-// its exits (the new image reaps them) and the control socket stops
-// accepting (its queue waits for the new image). If the exec does not
-// happen, all is resumed and the reload goes on here.
-func (s *Supervisor) upgrade() {
-	s.phase = Upgrading
-	s.r.Hold()
-	if s.ctl != nil {
-		s.ctl.Pause(5*time.Second, s.onRequest)
-	}
-	for s.phase == Upgrading && s.step(false) {
-	}
-	if s.phase != Upgrading || s.helpers > 0 {
-		// A stop came (or a helper is still out): no exec.
-		s.resumeHere()
-		if s.phase == Upgrading {
-			s.handle(EvReloadHere, evCtx{})
-		}
-		return
-	}
+// execNew hands everything over and executes the new binary: the lock, the
+// control socket, the waiting reload clients, each generation's output, the
+// held sockets, and a sentinel (handoff.StartSentinel). atLast runs
+// just before execve. It returns only when the exec did not happen, with
+// done, which releases the sentinel (to call once the reload went on here).
+func (s *Supervisor) execNew(atLast func() bool) (done func(), err error) {
+	done = func() {}
 	files := []handoff.Named{}
 	if s.cfg.Lock != nil {
 		files = append(files, handoff.Named{Name: "lock", Conn: s.cfg.Lock})
@@ -125,7 +95,7 @@ func (s *Supervisor) upgrade() {
 		logx.Warningf("upgrade sentinel: %v: a SIGTERM during the exec would leave haproxy running", serr)
 	} else {
 		files = append(files, handoff.Named{Name: "sentinel", Conn: sentinel.Pipe})
-		defer handoff.Release(sentinel.Pipe) // reached only when the exec did not happen
+		done = func() { handoff.Release(sentinel.Pipe) } // reached only when the exec did not happen
 	}
 	st := s.st
 	st.NotifyWarned = s.notify.Warned()
@@ -142,19 +112,10 @@ func (s *Supervisor) upgrade() {
 	// dropped there asks for nothing that the reload under way does not
 	// do: its new generation starts after it.
 	signal.Ignore(unix.SIGHUP)
-	err := handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files,
-		[]unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGUSR1}, []unix.Signal{unix.SIGUSR2}, s.lastMoment)
+	err = handoff.Exec(s.cfg.Self, s.cfg.Argv, env, st, files,
+		[]unix.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGUSR1}, []unix.Signal{unix.SIGUSR2}, atLast)
 	signal.Notify(s.cfg.Signals, unix.SIGHUP)
-	if errors.Is(err, handoff.ErrCancelled) {
-		s.resumeHere()
-		if s.phase == Upgrading {
-			s.handle(EvReloadHere, evCtx{})
-		}
-		return
-	}
-	logx.Warningf("re-exec failed (%v): reloading in the running image", err)
-	s.resumeHere()
-	s.handle(EvReloadHere, evCtx{})
+	return done, err
 }
 
 func (s *Supervisor) resumeHere() {
@@ -248,35 +209,4 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 		listeners.CloseAll(held)
 	}
 	return s, nil
-}
-
-// lastMoment runs just before an upgrade's execve, once the stop signals
-// take their default action: it handles whatever is still queued (a stop
-// cancels the exec) and says whether to go on. A signal caught before may
-// still be on its way through the Go runtime to the channel; a marker
-// (SIGWINCH, which the wrapper does not use) raised now is a barrier: the
-// runtime hands pending signals over in signal-number order, and every
-// handled signal's number is lower, so once the marker arrives, every
-// signal that came before it is in the channel.
-func (s *Supervisor) lastMoment() bool {
-	marker := make(chan os.Signal, 1)
-	signal.Notify(marker, unix.SIGWINCH)
-	defer signal.Stop(marker)
-	_ = unix.Kill(os.Getpid(), unix.SIGWINCH)
-	bound := time.NewTimer(time.Second)
-	defer bound.Stop()
-	for s.phase == Upgrading {
-		select {
-		case sig := <-s.cfg.Signals:
-			s.onSignal(sig.(unix.Signal))
-			continue
-		case <-marker:
-		case <-bound.C:
-			logx.Warningf("upgrade: the signal barrier did not come back within 1 s")
-		}
-		break
-	}
-	for s.phase == Upgrading && s.step(false) {
-	}
-	return s.phase == Upgrading && s.helpers == 0
 }

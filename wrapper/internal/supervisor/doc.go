@@ -1,0 +1,54 @@
+// Package supervisor is the wrapper's core: one goroutine (Run's loop) owns
+// all state. Signals, child exits, helper results (configuration check,
+// readiness, binary probe), control requests and timers arrive as values on
+// channels; Decide (phase.go) says what each means in the current phase, and
+// the loop carries out the actions. Helpers are goroutines that do one
+// bounded thing and post one event; the loop counts them and exits only once
+// every one has posted. Nothing imports this package but main.
+//
+// # Rooms
+//
+// The files, by the stage of a generation's life, lowest layer first. A
+// file uses only files above it in this list, never one below: a stage's
+// function that leads to another event hands it back (a *follow) to the
+// loop instead of handling it, so that only loop.go calls handle.
+// TestDocRooms (doc_test.go) checks the list, the order and the sizes.
+//
+//	phase.go       Decide: the transition function, pure (and its Phase, Event, Action)
+//	atrest.go      waiting for the configuration to be at rest, pure
+//	supervisor.go  the types: Config, the state an upgrade hands over, a generation, the Supervisor; New
+//	generation.go  a generation's records: find, serving, own pids, signals, -sf list, drain limits, pid file
+//	status.go      the status report, STATUS= and metrics, the watchdog
+//	held.go        the held listening sockets: -x, taking them, systemd's store
+//	reload.go      a reload: begin, the check, spawn (haproxy's argv), settle; the helpers
+//	takeover.go    the new generation serves: old ones drain, took (pid file, held sockets)
+//	start.go       the first start: haproxy -v, first ready, a failed start, the -D parent
+//	respawn.go     the serving generation crashed: a reload from the held sockets
+//	stop.go        a stop: forwardStop, the soft stop's grace, exit codes, cleanup
+//	exit.go        a generation's end: failed start, serving died, none left
+//	upgrade.go     re-executing a new binary: probe, hand-over, Resume
+//	loop.go        the loop: Run, step, handle (Decide, then the actions), onSignal, onRequest, onExit, onEvent; an upgrade's last moment
+//
+// # A SIGUSR2, from the signal to haproxy's argv
+//
+// 12 calls over 4 files (loop.go, phase.go, reload.go, haproxy/args.go),
+// from the phase Serving with the binary unchanged; each row is a call,
+// caller -> callee, and the file that declares the callee (doc_test.go
+// checks that each does):
+//
+//	hop  1  step -> onSignal          loop.go          the signal arrives on cfg.Signals
+//	hop  2  onSignal -> handle        loop.go          SIGUSR2 is EvReload
+//	hop  3  handle -> Decide          phase.go         Serving + EvReload: Reloading, [ActBeginReload]
+//	hop  4  handle -> beginReload     reload.go        RELOADING=1
+//	hop  5  beginReload -> startCheck reload.go
+//	hop  6  startCheck -> helper      reload.go        a goroutine: waitAtRest, check (haproxy -c); posts evCheckResult on s.events
+//	hop  7  helper -> step            loop.go          the channel: step takes the event from s.events
+//	hop  8  step -> onEvent           loop.go
+//	hop  9  onEvent -> handle         loop.go          the check passed: EvCheckPassed
+//	hop 10  handle -> Decide          phase.go         Reloading + EvCheckPassed: Reloading, [ActSpawnOrUpgrade]
+//	hop 11  handle -> spawn           reload.go        upgradeWanted (upgrade.go) said no
+//	hop 12  spawn -> ChildArgs        haproxy/args.go  -sf: oldPids (generation.go), -x: xSocket (held.go)
+//
+// The new generation's readiness comes back the same way (a helper posts
+// evReadyResult, onEvent) to takeover.go: ready, took.
+package supervisor
