@@ -18,6 +18,7 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/settings"
 	"haproxy-systemd-wrapper/wrapper/internal/status"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 func TestCommandsRefuseUnknownArguments(t *testing.T) {
@@ -231,13 +232,7 @@ func captureStdout(t *testing.T, fn func()) string {
 	defer func() { os.Stdout = old }()
 	fn()
 	w.Close()
-	select {
-	case s := <-out:
-		return s
-	case <-time.After(10 * time.Second):
-		t.Fatal("reading the captured output timed out")
-	}
-	return ""
+	return testutil.Recv(t, out, 10*time.Second, "captured output")
 }
 
 // TestStatusListsEveryWrapper: a bare status prints each wrapper's status

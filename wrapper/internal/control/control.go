@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"haproxy-systemd-wrapper/wrapper/internal/logx"
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/status"
 )
 
@@ -97,9 +98,7 @@ func Listen(path string) (*Server, error) {
 		return nil, fmt.Errorf("control socket %s is in use by another running process (%s): %w: set HAPROXY_WRAPPER_CONTROL_SOCKET (or the runtime folder) to another path", path, who, ErrInUse)
 	}
 	_ = os.Remove(path)
-	old := syscall.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	syscall.Umask(old)
+	ln, err := proc.ListenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w (set HAPROXY_WRAPPER_CONTROL_SOCKET to a writable path)", path, err)
 	}
@@ -108,15 +107,9 @@ func Listen(path string) (*Server, error) {
 
 // FromFile serves on a listening socket handed over by an earlier image.
 func FromFile(f *os.File) (*Server, error) {
-	l, err := net.FileListener(f)
-	f.Close()
+	ul, err := proc.UnixListenerFromFile(f)
 	if err != nil {
 		return nil, err
-	}
-	ul, ok := l.(*net.UnixListener)
-	if !ok {
-		l.Close()
-		return nil, errors.New("not a unix listener")
 	}
 	return serve(ul.Addr().String(), ul), nil
 }

@@ -122,13 +122,7 @@ func ask(path, cmd string) <-chan string {
 
 func answer(t *testing.T, ch <-chan string) string {
 	t.Helper()
-	select {
-	case a := <-ch:
-		return a
-	case <-time.After(15 * time.Second):
-		t.Fatalf("no answer within 15 s")
-		return ""
-	}
+	return testutil.Recv(t, ch, 15*time.Second, "answer")
 }
 
 // TestServerAndClient: the socket is 0600; reload waits for the

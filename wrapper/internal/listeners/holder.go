@@ -37,9 +37,7 @@ type Holder struct {
 // earlier wrapper of the same private folder is replaced).
 func Listen(path string) (*Holder, error) {
 	_ = os.Remove(path)
-	old := unix.Umask(0o177)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	unix.Umask(old)
+	ln, err := proc.ListenPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("listening sockets' hand-over socket %s: %w", path, err)
 	}
@@ -49,15 +47,9 @@ func Listen(path string) (*Holder, error) {
 
 // FromListener rebuilds a holder from its socket handed over an upgrade.
 func FromListener(f *os.File, path string) (*Holder, error) {
-	l, err := net.FileListener(f)
-	f.Close()
+	ul, err := proc.UnixListenerFromFile(f)
 	if err != nil {
 		return nil, err
-	}
-	ul, ok := l.(*net.UnixListener)
-	if !ok {
-		l.Close()
-		return nil, errors.New("not a unix socket")
 	}
 	ul.SetUnlinkOnClose(true)
 	return &Holder{path: path, ln: ul}, nil

@@ -45,3 +45,18 @@ func ErrWithin(ch <-chan error, d time.Duration) error {
 		return fmt.Errorf("nothing within %s", d)
 	}
 }
+
+// Recv receives one value from ch, failing the test after d.
+func Recv[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case v := <-ch:
+		return v
+	case <-tm.C:
+		t.Fatalf("no %s within %s", what, d)
+		var zero T
+		return zero
+	}
+}
