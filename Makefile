@@ -138,7 +138,7 @@ install: build units
 	@set -e; m="$(DESTDIR)$(MANIFEST)"; mkdir -p "$$(dirname "$$m")"; : > "$$m.new"; \
 	put() { install -D -m "$$1" "$$2" "$(DESTDIR)$$3"; echo "$$3" >> "$$m.new"; echo "installed $(DESTDIR)$$3"; }; \
 	put 0755 $(BIN) $(SBINDIR)/haproxy-systemd-wrapper; \
-	put 0644 doc/haproxy-systemd-wrapper.8 $(MANDIR)/man8/haproxy-systemd-wrapper.8; \
+	put 0644 contrib/haproxy-systemd-wrapper.8 $(MANDIR)/man8/haproxy-systemd-wrapper.8; \
 	put 0644 build/haproxy@.service $(UNITDIR)/haproxy@.service; \
 	put 0644 build/haproxy-reload.path $(UNITDIR)/haproxy-reload.path; \
 	put 0644 build/haproxy-reload.service $(UNITDIR)/haproxy-reload.service; \
@@ -177,7 +177,7 @@ deb:
 	install -D -m 0755 $(BIN) $$r/usr/sbin/haproxy-systemd-wrapper; \
 	install -D -m 0644 build/haproxy.service.d.conf $$u/haproxy.service.d/50-haproxy-systemd-wrapper.conf; \
 	for f in haproxy@.service haproxy-reload.path haproxy-reload.service; do install -D -m 0644 build/$$f $$u/$$f; done; \
-	install -d $$r/usr/share/man/man8; gzip -9n < doc/haproxy-systemd-wrapper.8 > $$r/usr/share/man/man8/haproxy-systemd-wrapper.8.gz; \
+	install -d $$r/usr/share/man/man8; gzip -9n < contrib/haproxy-systemd-wrapper.8 > $$r/usr/share/man/man8/haproxy-systemd-wrapper.8.gz; \
 	install -D -m 0644 contrib/debian/copyright $$doc/copyright; \
 	install -D -m 0644 contrib/debian/lintian-overrides $$r/usr/share/lintian/overrides/haproxy-systemd-wrapper; \
 	for f in haproxy-forking.service haproxy-legacy.service haproxy-notify-reload.service haproxy.socket; do install -D -m 0644 build/$$f $$doc/examples/$$f; done; \

@@ -29,12 +29,12 @@ func TestLocateHAProxy(t *testing.T) {
 	}
 }
 
-// TestManPageInStepWithHelp: the man page (doc/haproxy-systemd-wrapper.8)
+// TestManPageInStepWithHelp: the man page (contrib/haproxy-systemd-wrapper.8)
 // names every environment variable and every command that --help names,
 // and no variable that --help does not know; man --warnings finds nothing
 // to say about it.
 func TestManPageInStepWithHelp(t *testing.T) {
-	page, err := os.ReadFile("../doc/haproxy-systemd-wrapper.8")
+	page, err := os.ReadFile("../contrib/haproxy-systemd-wrapper.8")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestManPageInStepWithHelp(t *testing.T) {
 		}
 		t.Skip("man not installed")
 	}
-	cmd := exec.Command(manBin, "--warnings", "-l", "../doc/haproxy-systemd-wrapper.8")
+	cmd := exec.Command(manBin, "--warnings", "-l", "../contrib/haproxy-systemd-wrapper.8")
 	cmd.Env = append(os.Environ(), "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

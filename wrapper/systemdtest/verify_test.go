@@ -13,7 +13,7 @@ import (
 
 // TestUnitsVerify renders every contrib unit the way "make units" does and
 // runs systemd-analyze verify on it (no systemd boot needed). verify also
-// opens each Documentation= man page: the project's own comes from doc/, as
+// opens each Documentation= man page: the project's own comes from contrib/, as
 // installed.
 func TestUnitsVerify(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
@@ -25,7 +25,7 @@ func TestUnitsVerify(t *testing.T) {
 	}
 	dir := t.TempDir()
 	man := filepath.Join(t.TempDir(), "man")
-	page, err := os.ReadFile("../../doc/haproxy-systemd-wrapper.8")
+	page, err := os.ReadFile("../../contrib/haproxy-systemd-wrapper.8")
 	if err != nil {
 		t.Fatal(err)
 	}
