@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/listeners"
 )
 
 // The fake haproxy, for what the real one cannot show: haproxy 1.7's -Ds
@@ -23,6 +27,13 @@ import (
 //	               stubborn (serves, ignores SIGTERM and SIGINT)
 //	FAKE_MODE_FILE a file whose content, when it exists, replaces FAKE_MODE at each start (one generation fails)
 //	FAKE_LOG       file that gets one JSON line per start: argv and what the environment held
+//	FAKE_SOCKS_LOG file that gets one JSON line per ready start of a version >= 2: the sockets it
+//	               took with -x and the one it listens on
+//
+// A version >= 2 takes its sockets with -x as haproxy does (keeping a
+// 127.0.0.1 TCP listener among them instead of binding one) and answers
+// "_getsocks" on its stats sockets with its listener: with listener options
+// up to 2.2, zero from 2.3 on (fakeOpts).
 //
 // Like the real releases (SPEC §7): a version <= 1.7 refuses -x (usage, exit
 // 1); 1.5.0-1.5.18 and 1.6.x never touch HAPROXY_WRAPPER_FD (it closes only
@@ -33,6 +44,31 @@ type fakeStart struct {
 	WrapperFD    string   `json:"wrapper_fd"`
 	NotifySocket bool     `json:"notify_socket"`
 	Watchdog     bool     `json:"watchdog"`
+}
+
+// fakeSocks is what a fake haproxy >= 1.8 did with listening sockets
+// (FAKE_SOCKS_LOG): the sockets it took with -x (inode and the options
+// field, as haproxy's sock_get_old_sockets reads them) and the inode of the
+// TCP socket it listens on.
+type fakeSocks struct {
+	Pid      int        `json:"pid"`
+	Received []fakeSock `json:"received,omitempty"`
+	Listener uint64     `json:"listener"`
+}
+
+type fakeSock struct {
+	Ino  uint64 `json:"ino"`
+	Opts uint32 `json:"opts"`
+}
+
+// fakeOpts is the options field the fake sends with its listener: 1.8-2.2
+// send the listener's options (here LI_O_UNLIMITED|LI_O_V4V6, any value
+// the receiver must get back unchanged), 2.3 and later zero.
+func fakeOpts() uint32 {
+	if major, minor, _ := fakeVersion(); major == 1 || major == 2 && minor <= 2 {
+		return 0x0100 | 0x0800
+	}
+	return 0
 }
 
 func fakeHAProxy(args []string) int {
@@ -55,10 +91,36 @@ func fakeHAProxy(args []string) int {
 			return rc
 		}
 	}
+	start := fakeStart{Pid: os.Getpid(), Args: args, WrapperFD: os.Getenv("HAPROXY_WRAPPER_FD")}
+	socksRec := fakeSocks{Pid: os.Getpid()}
+	_, start.NotifySocket = os.LookupEnv("NOTIFY_SOCKET")
+	_, start.Watchdog = os.LookupEnv("WATCHDOG_USEC")
+	if major, _, _ := fakeVersion(); major >= 2 {
+		// -x, as haproxy >= 1.8: take the old sockets, keep a TCP
+		// listener among them, close the rest; a failed exchange ends
+		// the start with haproxy's alert.
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] != "-x" {
+				continue
+			}
+			socks, err := listeners.Fetch(context.Background(), args[i+1])
+			if err != nil && !errors.Is(err, listeners.ErrNoSockets) {
+				fmt.Fprintf(os.Stderr, "[ALERT] fake: %v\n[ALERT] Failed to get the sockets from the old process!\n", err)
+				return 1
+			}
+			for _, k := range socks {
+				socksRec.Received = append(socksRec.Received, fakeSock{Ino: k.Ino(), Opts: k.Opts})
+				if fakeListener == nil && strings.HasPrefix(k.Describe(), "tcp 127.0.0.1:") {
+					if ln, err := net.FileListener(os.NewFile(uintptr(k.FD), "inherited")); err == nil {
+						fakeListener = ln
+					}
+				}
+				k.Close()
+			}
+		}
+	}
 	if p := os.Getenv("FAKE_LOG"); p != "" {
-		_, hasNotify := os.LookupEnv("NOTIFY_SOCKET")
-		_, hasWD := os.LookupEnv("WATCHDOG_USEC")
-		b, _ := json.Marshal(fakeStart{Pid: os.Getpid(), Args: args, WrapperFD: os.Getenv("HAPROXY_WRAPPER_FD"), NotifySocket: hasNotify, Watchdog: hasWD})
+		b, _ := json.Marshal(start)
 		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if err == nil {
 			f.Write(append(b, '\n'))
@@ -103,6 +165,14 @@ func fakeHAProxy(args []string) int {
 	}
 	if mode != "hang" {
 		fakeReady(args)
+		if p := os.Getenv("FAKE_SOCKS_LOG"); p != "" && fakeListener != nil {
+			socksRec.Listener = fakeInode(fakeListener)
+			b, _ := json.Marshal(socksRec)
+			if f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+				f.Write(append(b, '\n'))
+				f.Close()
+			}
+		}
 	}
 	var crash <-chan time.Time
 	if mode == "crash" {
@@ -136,8 +206,8 @@ func fakeReady(args []string) {
 	for _, a := range args {
 		legacy = legacy || a == "-Ds"
 	}
-	if !legacy {
-		// A listener of its own (loopback, any port), bound before the
+	if !legacy && fakeListener == nil {
+		// A listener of its own (unless it took one with -x) (loopback, any port), bound before the
 		// stats sockets answer, as a real configuration has: the wrapper
 		// refuses a generation whose only listener is its readiness socket.
 		if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
@@ -201,8 +271,37 @@ func fakeStatsSocket(path string) {
 			return
 		}
 		buf := make([]byte, 256)
-		_, _ = c.Read(buf)
+		n, _ := c.Read(buf)
+		if strings.HasPrefix(string(buf[:n]), listeners.Request+"\n") {
+			fakeGetsocks(c.(*net.UnixConn))
+			continue
+		}
 		fmt.Fprintf(c, "Name: HAProxy\nVersion: 2.6.0-fake\nPid: %d\nCurrConns: 0\n\n", os.Getpid())
 		c.Close()
 	}
+}
+
+// fakeGetsocks answers "_getsocks" as haproxy does: its listener, with the
+// options field of its release (fakeOpts); nothing when it has none.
+func fakeGetsocks(c *net.UnixConn) {
+	defer c.Close()
+	if fakeListener == nil {
+		return
+	}
+	rc, err := fakeListener.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_ = listeners.Send(c, []listeners.Socket{{FD: int(fd), Opts: fakeOpts()}})
+	})
+}
+
+// fakeInode is the inode of the fake's listening socket.
+func fakeInode(ln net.Listener) uint64 {
+	var ino uint64
+	if rc, err := ln.(*net.TCPListener).SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { ino = listeners.Socket{FD: int(fd)}.Ino() })
+	}
+	return ino
 }

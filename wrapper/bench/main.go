@@ -82,7 +82,7 @@ var contenders = []contender{
 	{key: "K", title: "A+check", wrapper: true, handover: true, check: true},
 	{key: "B", title: "B (no -x)", wrapper: true},
 	{key: "C", title: "C: haproxy -W"},
-	{key: "R", title: "R: raw -x -sf"},
+	{key: "R", title: "R: raw -x -sf", raw: true},
 }
 
 func main() {

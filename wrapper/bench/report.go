@@ -278,7 +278,7 @@ func svgChart(p params, rows []row) string {
 			}
 		}
 	}
-	colors := map[string]string{"A": "#1f77b4", "K": "#9ecae1", "B": "#ff7f0e", "C": "#d62728"}
+	colors := map[string]string{"A": "#1f77b4", "K": "#9ecae1", "B": "#ff7f0e", "C": "#d62728", "R": "#2ca02c"}
 	const (
 		left, right, top, bottom = 70.0, 20.0, 50.0, 60.0
 		plotH                    = 320.0

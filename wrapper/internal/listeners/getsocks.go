@@ -242,6 +242,10 @@ func send(uc *net.UnixConn, socks []Socket) error {
 	return nil
 }
 
+// Send is the server's side of the exchange once the request line was read:
+// what haproxy's _getsocks does (the tests' fake haproxy speaks it).
+func Send(uc *net.UnixConn, socks []Socket) error { return send(uc, socks) }
+
 // readRequest reads the receiver's request line (at most 64 bytes).
 func readRequest(r io.Reader) (string, error) {
 	br := bufio.NewReaderSize(io.LimitReader(r, 64), 64)
