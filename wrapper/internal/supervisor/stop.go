@@ -82,8 +82,15 @@ func (s *Supervisor) forwardStop(sig unix.Signal, why string, requested bool) *f
 }
 
 // stopExit records a generation's end during a stop: the first that did not
-// end the way a stop ends it gives the exit code.
+// end the way a stop ends it gives the exit code (a reload's generation that
+// never served does not count).
 func (s *Supervisor) stopExit(g *generation, ws unix.WaitStatus) {
+	if g != nil && !g.Ready && g.Gen > 1 {
+		// A reload's (or respawn's) new generation, still starting when
+		// the stop came: how it ends (e.g. its -x exchange cut short by
+		// the old one's stop) says nothing of the service.
+		return
+	}
 	sig := s.stopSig
 	if g != nil && g.stopSig != 0 {
 		sig = g.stopSig
