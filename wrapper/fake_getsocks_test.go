@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -39,7 +36,7 @@ func TestFakeExchangeVariants(t *testing.T) {
 				s := w.status()
 				return s.Serving && s.Respawns == 1 && s.PID != st.PID
 			})
-			recs := readSocksLog(t, socksLog)
+			recs := readJSONLines[fakeSocks](t, socksLog)
 			if len(recs) != 4 {
 				t.Fatalf("%d ready generations logged, want 4 (start, 2 reloads, respawn): %+v", len(recs), recs)
 			}
@@ -71,23 +68,4 @@ func TestFakeExchangeVariants(t *testing.T) {
 			faultStop(t, w)
 		})
 	}
-}
-
-func readSocksLog(t *testing.T, path string) []fakeSocks {
-	t.Helper()
-	fh, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("fake sockets log: %v", err)
-	}
-	defer fh.Close()
-	var out []fakeSocks
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		var r fakeSocks
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatalf("fake sockets log line %q: %v", sc.Text(), err)
-		}
-		out = append(out, r)
-	}
-	return out
 }

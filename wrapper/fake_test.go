@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,21 +38,7 @@ func (f fakeEnv) env(extra ...string) []string {
 // starts reads the fake's start records.
 func (f fakeEnv) starts(t *testing.T) []fakeStart {
 	t.Helper()
-	fh, err := os.Open(f.log)
-	if err != nil {
-		return nil
-	}
-	defer fh.Close()
-	var out []fakeStart
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		var s fakeStart
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-			t.Fatalf("fake log line %q: %v", sc.Text(), err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return readJSONLines[fakeStart](t, f.log)
 }
 
 func TestLegacy17DsReadinessPipeAndSf(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/listeners"
@@ -119,14 +121,7 @@ func fakeHAProxy(args []string) int {
 			}
 		}
 	}
-	if p := os.Getenv("FAKE_LOG"); p != "" {
-		b, _ := json.Marshal(start)
-		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-		if err == nil {
-			f.Write(append(b, '\n'))
-			f.Close()
-		}
-	}
+	appendJSONLine(os.Getenv("FAKE_LOG"), start)
 	mode := os.Getenv("FAKE_MODE")
 	if p := os.Getenv("FAKE_MODE_FILE"); p != "" {
 		if b, err := os.ReadFile(p); err == nil {
@@ -165,13 +160,9 @@ func fakeHAProxy(args []string) int {
 	}
 	if mode != "hang" {
 		fakeReady(args)
-		if p := os.Getenv("FAKE_SOCKS_LOG"); p != "" && fakeListener != nil {
+		if fakeListener != nil {
 			socksRec.Listener = fakeInode(fakeListener)
-			b, _ := json.Marshal(socksRec)
-			if f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
-				f.Write(append(b, '\n'))
-				f.Close()
-			}
+			appendJSONLine(os.Getenv("FAKE_SOCKS_LOG"), socksRec)
 		}
 	}
 	var crash <-chan time.Time
@@ -304,4 +295,38 @@ func fakeInode(ln net.Listener) uint64 {
 		_ = rc.Control(func(fd uintptr) { ino = listeners.Socket{FD: int(fd)}.Ino() })
 	}
 	return ino
+}
+
+// appendJSONLine appends v as one JSON line to the file at path ("": no
+// file); readJSONLines reads them back.
+func appendJSONLine(path string, v any) {
+	if path == "" {
+		return
+	}
+	b, _ := json.Marshal(v)
+	if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		f.Write(append(b, '\n'))
+		f.Close()
+	}
+}
+
+// readJSONLines reads the lines appendJSONLine wrote (none when the file
+// does not exist); a line that does not parse fails the test.
+func readJSONLines[T any](t *testing.T, path string) []T {
+	t.Helper()
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	var out []T
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			t.Fatalf("%s: line %q: %v", path, sc.Text(), err)
+		}
+		out = append(out, v)
+	}
+	return out
 }
