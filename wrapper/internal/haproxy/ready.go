@@ -237,7 +237,7 @@ func Listeners(pid int, except ...string) (int, error) {
 		if len(f) < 7 || !inodes[f[6]] {
 			return false, false
 		}
-		if len(f) >= 8 && skip[boundPath(f[7])] {
+		if len(f) >= 8 && skip[BoundPath(f[7])] {
 			return false, false
 		}
 		return f[3] == "00010000", false // __SO_ACCEPTCON: listening
@@ -245,9 +245,9 @@ func Listeners(pid int, except ...string) (int, error) {
 	return n, nil
 }
 
-// boundPath is the path a unix socket was asked for: haproxy binds
+// BoundPath is the path a unix socket was asked for: haproxy binds
 // "PATH.PID.tmp" and renames it to PATH, and /proc keeps the bound name.
-func boundPath(p string) string {
+func BoundPath(p string) string {
 	if !strings.HasSuffix(p, ".tmp") {
 		return p
 	}

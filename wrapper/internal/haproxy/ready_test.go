@@ -8,9 +8,10 @@ func TestBoundPath(t *testing.T) {
 		{"/run/x/gen-1.sock", "/run/x/gen-1.sock"},
 		{"/run/x/a.tmp", "/run/x/a.tmp"},
 		{"/run/x/a.b.tmp", "/run/x/a.b.tmp"},
+		{"/run/x/a.x.tmp", "/run/x/a.x.tmp"},
 	} {
-		if got := boundPath(tt.in); got != tt.want {
-			t.Errorf("boundPath(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := BoundPath(tt.in); got != tt.want {
+			t.Errorf("BoundPath(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -351,17 +351,6 @@ func TestParseListenEnv(t *testing.T) {
 	}
 }
 
-// TestBoundPath: haproxy binds unix sockets as PATH.PID.tmp.
-func TestBoundPath(t *testing.T) {
-	for in, want := range map[string]string{
-		"/run/a.sock.123.tmp": "/run/a.sock", "/run/a.sock": "/run/a.sock", "/run/a.tmp": "/run/a.tmp", "/run/a.x.tmp": "/run/a.x.tmp",
-	} {
-		if got := boundPath(in); got != want {
-			t.Errorf("boundPath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestFetchFromRealHAProxy: the real haproxy's _getsocks on a stats socket
 // with "expose-fd listeners" gives the wrapper the very sockets haproxy
 // listens on (IPv4, IPv6 v6only, a unix path, an abstract one), and the

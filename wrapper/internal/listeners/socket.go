@@ -32,6 +32,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/haproxy"
 )
 
 // Listener options haproxy 1.8-2.2 sends and compares (LI_O_* in
@@ -90,7 +92,7 @@ func (s Socket) UnixPath() string {
 		return ""
 	}
 	if u, ok := sa.(*unix.SockaddrUnix); ok && !strings.HasPrefix(u.Name, "@") {
-		return boundPath(u.Name)
+		return haproxy.BoundPath(u.Name)
 	}
 	return ""
 }
@@ -118,23 +120,9 @@ func describeFD(fd int) string {
 		if a.Name == "" {
 			return kind + " (unnamed)"
 		}
-		return kind + " " + boundPath(a.Name)
+		return kind + " " + haproxy.BoundPath(a.Name)
 	}
 	return fmt.Sprintf("socket fd %d (family %T)", fd, sa)
-}
-
-// boundPath is the path a unix socket was asked for: haproxy binds
-// "PATH.PID.tmp" and renames it to PATH, and getsockname keeps the bound
-// name.
-func boundPath(p string) string {
-	base, ok := strings.CutSuffix(p, ".tmp")
-	if !ok {
-		return p
-	}
-	if i := strings.LastIndexByte(base, '.'); i > 0 && i < len(base)-1 && strings.Trim(base[i+1:], "0123456789") == "" {
-		return base[:i]
-	}
-	return p
 }
 
 // Listening tells whether fd is a socket haproxy could listen on: a stream
