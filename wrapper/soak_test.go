@@ -28,7 +28,7 @@ func TestSoakRandomDrain(t *testing.T) {
 		t.Skip("set HSW_SOAK_RELOADS=3000 (make soak) to run the soak")
 	}
 	w := startRealOpts(t, true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_LOG_LEVEL=info"}})
-	fdsBefore := fdCount(t, w.pid())
+	fdsBefore := stableFDCount(t, w.pid())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	resc := make(chan loadgen.Result, 1)
@@ -94,7 +94,7 @@ func TestSoakRandomDrain(t *testing.T) {
 	}
 	// Every old generation ends once its connections are gone.
 	testutil.WaitFor(t, 60*time.Second, "one generation left", func() bool { return len(w.status().Generations) == 1 })
-	if after := fdCount(t, w.pid()); after != fdsBefore {
+	if after := stableFDCount(t, w.pid()); after != fdsBefore {
 		t.Errorf("wrapper fds: %d before, %d after %d reloads", fdsBefore, after, n)
 	}
 }

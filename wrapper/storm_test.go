@@ -36,7 +36,7 @@ func (w *wrapperProc) assertClean(fdsBefore int) {
 		live, zombies = w.children()
 		return len(live) == 1 && len(zombies) == 0 && len(w.status().Generations) == 1
 	})
-	if got := fdCount(w.t, w.pid()); got != fdsBefore {
+	if got := stableFDCount(w.t, w.pid()); got != fdsBefore {
 		w.t.Fatalf("wrapper fds: %d, want %d", got, fdsBefore)
 	}
 	if _, err := servedBy(w.addr); err != nil {
@@ -46,7 +46,7 @@ func (w *wrapperProc) assertClean(fdsBefore int) {
 
 func TestBurstDuringReloadCoalesces(t *testing.T) {
 	w := startReal(t, true)
-	fds := fdCount(t, w.pid())
+	fds := stableFDCount(t, w.pid())
 	w.signal(syscall.SIGUSR2)
 	w.waitLog("reloading (SIGUSR2)", 10*time.Second)
 	for i := 0; i < 50; i++ {
@@ -64,7 +64,7 @@ func TestBurstDuringReloadCoalesces(t *testing.T) {
 
 func TestThousandSIGUSR2InOneSecond(t *testing.T) {
 	w := startReal(t, true)
-	fds := fdCount(t, w.pid())
+	fds := stableFDCount(t, w.pid())
 	wpid := w.pid()
 	for i := 0; i < 1000; i++ {
 		if err := syscall.Kill(wpid, syscall.SIGUSR2); err != nil {
@@ -95,7 +95,7 @@ func countFailed(st status.Report) int {
 
 func TestHUPAndUSR2Interleaved(t *testing.T) {
 	w := startReal(t, true)
-	fds := fdCount(t, w.pid())
+	fds := stableFDCount(t, w.pid())
 	for i := 0; i < 100; i++ {
 		sig := syscall.SIGUSR2
 		if i%2 == 1 {

@@ -201,7 +201,7 @@ func TestUpgradeFDAudit(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	base := fdCount(t, w.pid())
+	base := stableFDCount(t, w.pid())
 	before := listFDs(t, w.pid())
 	for i := 0; i < 20; i++ {
 		if ans, err := control.RequestText(w.ctlPath, "reload", 30*time.Second); err != nil || !strings.HasPrefix(ans, "ok") {
