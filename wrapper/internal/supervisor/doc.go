@@ -20,34 +20,32 @@
 //	generation.go  a generation's records: find, serving, own pids, signals, -sf list, drain limits, pid file
 //	status.go      the status report, STATUS= and metrics, the watchdog
 //	held.go        the held listening sockets: -x, taking them, systemd's store
-//	reload.go      a reload: begin, the check, spawn (haproxy's argv), settle; the helpers
+//	reload.go      a reload: begin (the check's helper), spawn (haproxy's argv), settle; what a helper is
 //	takeover.go    the new generation serves: old ones drain, took (pid file, held sockets)
 //	start.go       the first start: haproxy -v, first ready, a failed start, the -D parent
 //	respawn.go     the serving generation crashed: a reload from the held sockets
 //	stop.go        a stop: forwardStop, the soft stop's grace, exit codes, cleanup
 //	exit.go        a generation's end: failed start, serving died, none left
 //	upgrade.go     re-executing a new binary: probe, hand-over, Resume
-//	loop.go        the loop: Run, step, handle (Decide, then the actions), onSignal, onRequest, onExit, onEvent; an upgrade's last moment
+//	loop.go        the loop: Run, step, handle (Decide, then the actions), signalEvents, onRequest, onExit, onEvent; an upgrade's last moment
 //
 // # A SIGUSR2, from the signal to haproxy's argv
 //
-// 12 calls over 4 files (loop.go, phase.go, reload.go, haproxy/args.go),
-// from the phase Serving with the binary unchanged; each row is a call,
-// caller -> callee, and the file that declares the callee (doc_test.go
-// checks that each does):
+// 8 calls over 4 files (loop.go, phase.go, reload.go, haproxy/args.go),
+// from the phase Serving with the binary unchanged. Each row is a call,
+// caller -> callee, or, where it says "s.events", a helper's event that
+// the caller's goroutine posts and the callee receives; the file is the
+// one that declares the callee. doc_test.go checks that it does, and that
+// the caller makes the call (or posts, and the callee receives):
 //
-//	hop  1  step -> onSignal          loop.go          the signal arrives on cfg.Signals
-//	hop  2  onSignal -> handle        loop.go          SIGUSR2 is EvReload
-//	hop  3  handle -> Decide          phase.go         Serving + EvReload: Reloading, [ActBeginReload]
-//	hop  4  handle -> beginReload     reload.go        RELOADING=1
-//	hop  5  beginReload -> startCheck reload.go
-//	hop  6  startCheck -> helper      reload.go        a goroutine: waitAtRest, check (haproxy -c); posts evCheckResult on s.events
-//	hop  7  helper -> step            loop.go          the channel: step takes the event from s.events
-//	hop  8  step -> onEvent           loop.go
-//	hop  9  onEvent -> handle         loop.go          the check passed: EvCheckPassed
-//	hop 10  handle -> Decide          phase.go         Reloading + EvCheckPassed: Reloading, [ActSpawnOrUpgrade]
-//	hop 11  handle -> spawn           reload.go        upgradeWanted (upgrade.go) said no
-//	hop 12  spawn -> ChildArgs        haproxy/args.go  -sf: oldPids (generation.go), -x: xSocket (held.go)
+//	hop 1  step -> handle         loop.go          the signal arrives on cfg.Signals: SIGUSR2 is EvReload (signalEvents)
+//	hop 2  handle -> Decide       phase.go         Serving + EvReload: Reloading, [ActBeginReload]
+//	hop 3  handle -> beginReload  reload.go        RELOADING=1, then the check's helper
+//	hop 4  beginReload -> step    loop.go          s.events: the helper (waitAtRest, haproxy -c) posts EvCheckPassed
+//	hop 5  step -> handle         loop.go          evDecided: the Event as the helper decided it
+//	hop 6  handle -> Decide       phase.go         Reloading + EvCheckPassed: Reloading, [ActSpawnOrUpgrade]
+//	hop 7  handle -> spawn        reload.go        upgradeWanted (upgrade.go) said no
+//	hop 8  spawn -> ChildArgs     haproxy/args.go  -sf: oldPids (generation.go), -x: xSocket (held.go)
 //
 // The new generation's readiness comes back the same way (a helper posts
 // evReadyResult, onEvent) to takeover.go: ready, took.

@@ -15,22 +15,37 @@ import (
 // TestDocHops keeps the package doc's list of a SIGUSR2's hops true: every
 // row's callee is declared in the file the row names, every row's caller is
 // an earlier row's callee (a chain: a callee that returns hands back to its
-// caller), the rows are numbered in order, and the counts
-// in the sentence above the list match the rows (and README.md says them).
+// caller) and calls it (or, in a row that says "s.events", posts on s.events
+// from a goroutine, and the callee receives from it), the rows are numbered
+// in order, and the counts in the sentence above the list match the rows
+// (and README.md says them).
 func TestDocHops(t *testing.T) {
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile(`(?m)^//\thop\s+(\d+)\s+(\w+) -> (\w+)\s+(\S+\.go)`)
+	row := regexp.MustCompile(`(?m)^//\thop\s+(\d+)\s+(\w+) -> (\w+)\s+(\S+\.go)(.*)$`)
 	rows := row.FindAllStringSubmatch(string(doc), -1)
 	if len(rows) < 2 {
 		t.Fatalf("doc.go lists %d hops: the list is gone or its form changed", len(rows))
 	}
+	funcs := packageFuncs(t)
 	files := map[string]bool{}
 	reached := map[string]bool{rows[0][2]: true}
 	for i, r := range rows {
 		n, caller, callee, file := r[1], r[2], r[3], r[4]
+		if fd := funcs[caller]; fd == nil {
+			t.Errorf("row %s: no function %s in the package", n, caller)
+		} else if strings.Contains(r[5], "s.events") {
+			if !postsEvent(fd) {
+				t.Errorf("row %s: %s starts no goroutine that posts on s.events", n, caller)
+			}
+			if fe := funcs[callee]; fe == nil || !receivesEvent(fe) {
+				t.Errorf("row %s: %s does not receive from s.events", n, callee)
+			}
+		} else if !calls(fd, callee) {
+			t.Errorf("row %s: %s does not call %s", n, caller, callee)
+		}
 		if got, want := n, strconv.Itoa(i+1); got != want {
 			t.Errorf("row %q is numbered %s, want %s", r[0], got, want)
 		}
@@ -60,6 +75,167 @@ func TestDocHops(t *testing.T) {
 	if readme := readme(t); !strings.Contains(readme, counts[0]) {
 		t.Errorf("README.md does not say %q, as doc.go does", counts[0])
 	}
+}
+
+// packageFuncs is every function and method of the package's non-test
+// files, by name.
+func packageFuncs(t *testing.T) map[string]*ast.FuncDecl {
+	t.Helper()
+	names, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	funcs := map[string]*ast.FuncDecl{}
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), n, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok {
+				funcs[fd.Name.Name] = fd
+			}
+		}
+	}
+	return funcs
+}
+
+// calls tells whether fd calls a function or method named name.
+func calls(fd *ast.FuncDecl, name string) bool {
+	found := false
+	ast.Inspect(fd, func(x ast.Node) bool {
+		if c, ok := x.(*ast.CallExpr); ok {
+			switch f := c.Fun.(type) {
+			case *ast.Ident:
+				found = found || f.Name == name
+			case *ast.SelectorExpr:
+				found = found || f.Sel.Name == name
+			}
+		}
+		return !found
+	})
+	return found
+}
+
+// isEvents tells whether e is s.events.
+func isEvents(e ast.Expr) bool {
+	sel, ok := e.(*ast.SelectorExpr)
+	if !ok || sel.Sel.Name != "events" {
+		return false
+	}
+	id, ok := sel.X.(*ast.Ident)
+	return ok && id.Name == "s"
+}
+
+// postsEvent tells whether n holds a go statement whose function sends on
+// s.events.
+func postsEvent(n ast.Node) bool {
+	found := false
+	ast.Inspect(n, func(x ast.Node) bool {
+		if g, ok := x.(*ast.GoStmt); ok && sendsEvent(g) {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// sendsEvent tells whether n holds a send on s.events.
+func sendsEvent(n ast.Node) bool {
+	found := false
+	ast.Inspect(n, func(x ast.Node) bool {
+		if st, ok := x.(*ast.SendStmt); ok && isEvents(st.Chan) {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// receivesEvent tells whether fd receives from s.events.
+func receivesEvent(fd *ast.FuncDecl) bool {
+	found := false
+	ast.Inspect(fd, func(x ast.Node) bool {
+		if u, ok := x.(*ast.UnaryExpr); ok && u.Op == token.ARROW && isEvents(u.X) {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// TestHelpersCounted keeps the helpers' count true, which the loop's end
+// waits on: every send on s.events is in a go statement's function, and
+// every such go statement comes right after "s.helpers++" (step counts it
+// back when it takes the event). A helper not counted would be left
+// blocked on its send when the loop ends; one counted twice would keep
+// the loop waiting for ever.
+func TestHelpersCounted(t *testing.T) {
+	names, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	helpers := 0
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, n, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sends, inGo := 0, 0
+		ast.Inspect(f, func(x ast.Node) bool {
+			switch x := x.(type) {
+			case *ast.SendStmt:
+				if isEvents(x.Chan) {
+					sends++
+				}
+			case *ast.BlockStmt:
+				for i, st := range x.List {
+					g, ok := st.(*ast.GoStmt)
+					if !ok || !sendsEvent(g) {
+						continue
+					}
+					ast.Inspect(g, func(y ast.Node) bool {
+						if st, ok := y.(*ast.SendStmt); ok && isEvents(st.Chan) {
+							inGo++
+						}
+						return true
+					})
+					helpers++
+					if i == 0 || !isHelpersInc(x.List[i-1]) {
+						t.Errorf("%s: the helper started at %s does not come right after s.helpers++", n, fset.Position(g.Pos()))
+					}
+				}
+			}
+			return true
+		})
+		if sends != inGo {
+			t.Errorf("%s: %d sends on s.events, %d of them in a helper's goroutine", n, sends, inGo)
+		}
+	}
+	if helpers == 0 {
+		t.Fatal("no helper found: the test no longer sees how they are started")
+	}
+}
+
+// isHelpersInc tells whether st is "s.helpers++".
+func isHelpersInc(st ast.Stmt) bool {
+	inc, ok := st.(*ast.IncDecStmt)
+	if !ok || inc.Tok != token.INC {
+		return false
+	}
+	sel, ok := inc.X.(*ast.SelectorExpr)
+	if !ok || sel.Sel.Name != "helpers" {
+		return false
+	}
+	id, ok := sel.X.(*ast.Ident)
+	return ok && id.Name == "s"
 }
 
 // readme is the repository's README.md, whose "Architecture" names the

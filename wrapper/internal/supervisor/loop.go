@@ -16,11 +16,12 @@ import (
 )
 
 // The loop: the one goroutine that owns the state. step takes one thing
-// from a channel, turns it into an Event (onSignal, onRequest, onExit,
-// onEvent), and handle asks Decide (phase.go) and carries out the actions,
-// calling the stage files below (start, reload, respawn, stop, upgrade).
-// Only this file calls handle: a stage's function that leads to another
-// event returns it (a *follow) and then handles it here.
+// from a channel as an Event: a signal by signalEvents, the configuration
+// check's result as it comes (evDecided), the rest through onRequest,
+// onExit and onEvent; handle asks Decide (phase.go) and carries out the
+// actions, calling the stage files below (start, reload, respawn, stop,
+// upgrade). Only this file calls handle: a stage's function that leads to
+// another event returns it (a *follow) and then handles it here.
 
 // Run is the whole life of the wrapper: start (or resume after an upgrade),
 // loop, clean up. It returns the exit code.
@@ -100,7 +101,9 @@ func (s *Supervisor) step(wait bool) bool {
 	}
 	select {
 	case sig := <-s.cfg.Signals:
-		s.onSignal(sig.(unix.Signal))
+		if in, ok := signalEvents[sig]; ok {
+			s.handle(in.ev, in.c)
+		}
 	case ex := <-s.exits:
 		s.onExit(ex)
 	case ex := <-s.r.Other():
@@ -109,7 +112,11 @@ func (s *Supervisor) step(wait bool) bool {
 		logx.Debugf("reaped pid %d (%s)", ex.Pid, proc.DescribeStatus(ex.WS))
 	case ev := <-s.events:
 		s.helpers--
-		s.onEvent(ev)
+		if ev.kind == evDecided {
+			s.handle(ev.decided.ev, ev.decided.c)
+		} else {
+			s.onEvent(ev)
+		}
 	case req := <-reqs:
 		s.onRequest(req)
 	case reply := <-s.snapReqs:
@@ -148,6 +155,8 @@ func (s *Supervisor) handle(e Event, c evCtx) {
 	s.phase = next
 	if len(acts) > 0 || from != next {
 		logx.Debugf("%s + %s -> %s %v", from, e, next, acts)
+	} else if c.sig != 0 {
+		logx.Infof("%s ignored: the wrapper is %s", unix.SignalName(c.sig), from)
 	}
 	for _, a := range acts {
 		switch a {
@@ -210,24 +219,16 @@ func (s *Supervisor) handle(e Event, c evCtx) {
 	}
 }
 
-func (s *Supervisor) onSignal(sig unix.Signal) {
-	c := evCtx{sig: sig, why: unix.SignalName(sig), requested: sig == unix.SIGTERM || sig == unix.SIGINT || sig == unix.SIGUSR1}
-	switch sig {
-	case unix.SIGUSR2, unix.SIGHUP:
-		s.handle(EvReload, c)
-	case unix.SIGTERM, unix.SIGINT:
-		c.why += " received"
-		s.handle(EvStop, c)
-	case unix.SIGUSR1:
-		if s.phase == Stopping {
-			logx.Infof("SIGUSR1 ignored: already stopping")
-			return
-		}
-		c.why = "SIGUSR1 received, letting connections finish"
-		s.handle(EvGracefulStop, c)
-	case unix.SIGABRT:
-		s.handle(EvAbort, c)
-	}
+// signalEvents is what each signal that the wrapper handles means: its
+// Event, and the context its actions see (the signal, the reason in the
+// log, whether an operator asked for the stop).
+var signalEvents = map[os.Signal]follow{
+	unix.SIGUSR2: {EvReload, evCtx{sig: unix.SIGUSR2, why: "SIGUSR2"}},
+	unix.SIGHUP:  {EvReload, evCtx{sig: unix.SIGHUP, why: "SIGHUP"}},
+	unix.SIGTERM: {EvStop, evCtx{sig: unix.SIGTERM, why: "SIGTERM received", requested: true}},
+	unix.SIGINT:  {EvStop, evCtx{sig: unix.SIGINT, why: "SIGINT received", requested: true}},
+	unix.SIGUSR1: {EvGracefulStop, evCtx{sig: unix.SIGUSR1, why: "SIGUSR1 received, letting connections finish", requested: true}},
+	unix.SIGABRT: {EvAbort, evCtx{sig: unix.SIGABRT, why: "SIGABRT"}},
 }
 
 func (s *Supervisor) onRequest(req *control.Request) {
@@ -255,15 +256,6 @@ func (s *Supervisor) onEvent(ev event) {
 	switch ev.kind {
 	case evVersion:
 		s.then(s.versionKnown(ev))
-	case evCheckResult:
-		if s.phase != Starting && s.phase != Reloading {
-			return // stopping: the check was cancelled
-		}
-		if ev.err != nil {
-			s.handle(EvStartFailed, failed(ev.err))
-			return
-		}
-		s.handle(EvCheckPassed, evCtx{})
 	case evReadyResult:
 		s.then(s.ready(ev.gen, ev.err))
 	case evOldStopped:
@@ -337,7 +329,9 @@ func (s *Supervisor) lastMoment() bool {
 	for s.phase == Upgrading {
 		select {
 		case sig := <-s.cfg.Signals:
-			s.onSignal(sig.(unix.Signal))
+			if in, ok := signalEvents[sig]; ok {
+				s.handle(in.ev, in.c)
+			}
 			continue
 		case <-marker:
 		case <-bound.C:

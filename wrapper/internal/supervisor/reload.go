@@ -17,21 +17,24 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/status"
 )
 
-// A reload: RELOADING=1 (beginReload), the configuration at rest and checked
-// (startCheck: a helper), then the new generation (spawn: haproxy's argv,
+// A reload: RELOADING=1 and the configuration, once at rest, checked by a
+// helper (beginReload), then the new generation (spawn: haproxy's argv,
 // its readiness awaited by a helper), and its outcome told to systemd and
 // to the waiting clients (reloadSettled). The first start and a respawn
 // take the same steps (start.go, respawn.go); the new generation's taking
 // over is in takeover.go.
+//
+// A helper is a goroutine that does one step of a start or a reload that
+// takes time (haproxy -v, the check, the readiness wait, the wait for old
+// generations to stop listening, the new binary's probe) and posts one
+// event on s.events; it is counted in s.helpers before it starts, and the
+// loop waits for every one.
 
-// helper runs f in a goroutine that the loop waits for; f's event is
-// handled by the loop (onEvent). The steps of a start or a reload that
-// take time run in helpers: haproxy -v, the check, the readiness wait, the
-// wait for old generations to stop listening, the new binary's probe.
-func (s *Supervisor) helper(f func() event) {
-	s.helpers++
-	go func() { s.events <- f() }()
-}
+// The triggers of a beginReload that no operator asked for.
+const (
+	triggerStart   = ""        // the first start (start.go)
+	triggerRespawn = "respawn" // a generation in place of a dead one (respawn.go)
+)
 
 // queueReload remembers one more reload behind the one in progress
 // (coalesced); its client waits for the next one.
@@ -45,38 +48,43 @@ func (s *Supervisor) queueReload(why string, req *control.Request) {
 	}
 }
 
-// beginReload starts a reload: RELOADING=1, then the check (or not); req,
-// when the reload command asked, waits for the outcome.
+// beginReload begins the way to a new generation. A reload (trigger: the
+// signal or the reload command; req, when the command asked, waits for the
+// outcome) says RELOADING=1 first; the first start (triggerStart) and a
+// respawn (triggerRespawn) did their own part before. Then a helper waits
+// for the configuration to be at rest (not on the first start: nothing to
+// lose) and checks it, unless HAPROXY_WRAPPER_CHECK_CONFIG is off; its
+// event is decided already: EvCheckPassed (also when a stop cancelled it),
+// or EvStartFailed with haproxy's words.
 func (s *Supervisor) beginReload(trigger string, req *control.Request) {
-	if req != nil {
-		s.waiters = append(s.waiters, req)
-	}
-	s.noX = false
-	s.st.ReloadStarted = time.Now()
-	s.st.Trigger = trigger
-	logx.Noticef("reloading (%s)", trigger)
-	s.notify.Reloading("reloading haproxy (" + trigger + ")")
-	s.startCheck(true)
-}
-
-// startCheck runs the configuration check as a helper, or posts its
-// success at once when the check is off.
-func (s *Supervisor) startCheck(reload bool) {
-	hctx := s.helperCtx
 	var paths []string
-	if reload {
-		paths = configPaths(s.cfg.Inv.Args) // a first start has nothing to lose: no wait
+	if trigger != triggerStart {
+		paths = configPaths(s.cfg.Inv.Args)
 	}
-	check := s.cfg.Settings.CheckConfig
-	s.helper(func() event {
+	if trigger != triggerStart && trigger != triggerRespawn {
+		if req != nil {
+			s.waiters = append(s.waiters, req)
+		}
+		s.noX = false
+		s.st.ReloadStarted = time.Now()
+		s.st.Trigger = trigger
+		logx.Noticef("reloading (%s)", trigger)
+		s.notify.Reloading("reloading haproxy (" + trigger + ")")
+	}
+	hctx, check := s.helperCtx, s.cfg.Settings.CheckConfig
+	s.helpers++
+	go func() {
 		if waited := waitAtRest(hctx, paths, time.Now); waited > 0 {
 			logx.Infof("the configuration changed %s ago or less: waited %s for it to be at rest", atRestQuiet, waited.Round(time.Millisecond))
 		}
-		if !check || hctx.Err() != nil {
-			return event{kind: evCheckResult}
+		if check && hctx.Err() == nil {
+			if err := s.check(hctx); err != nil {
+				s.events <- event{kind: evDecided, decided: follow{EvStartFailed, failed(err)}}
+				return
+			}
 		}
-		return event{kind: evCheckResult, err: s.check(hctx)}
-	})
+		s.events <- event{kind: evDecided, decided: follow{EvCheckPassed, evCtx{}}}
+	}()
 }
 
 // configError is a failed configuration check, with haproxy's own words.
@@ -204,7 +212,8 @@ func (s *Supervisor) spawn() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Settings.StartTimeout)
 	g.cancel = cancel
 	legacy, pidFile := s.st.Mode == haproxy.ModeLegacy, s.cfg.Inv.PIDFile
-	s.helper(func() event {
+	s.helpers++
+	go func() {
 		var err error
 		switch {
 		case legacy:
@@ -224,8 +233,8 @@ func (s *Supervisor) spawn() error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("haproxy pid %d did not serve within %s (HAPROXY_WRAPPER_START_TIMEOUT)", pid, s.cfg.Settings.StartTimeout)
 		}
-		return event{kind: evReadyResult, gen: g, err: err}
-	})
+		s.events <- event{kind: evReadyResult, gen: g, err: err}
+	}()
 	if reload {
 		s.startExtend()
 	}

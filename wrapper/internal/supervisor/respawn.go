@@ -16,9 +16,6 @@ import (
 // at once from the held sockets (held.go), a reload with no RELOADING=1
 // and no upgrade, at most HAPROXY_WRAPPER_RESPAWN_LIMIT times a minute.
 
-// triggerRespawn is the trigger of a reload that replaces a dead generation.
-const triggerRespawn = "respawn"
-
 // respawnWindow is the period HAPROXY_WRAPPER_RESPAWN_LIMIT counts in.
 const respawnWindow = time.Minute
 
@@ -60,7 +57,7 @@ func (s *Supervisor) beginRespawn(g *generation, ws unix.WaitStatus) {
 	logx.Errorf("haproxy generation %d (pid %d) died (%s): respawning from %d held listening socket(s) (respawn %d of %d a minute)",
 		g.Gen, g.Pid, proc.DescribeStatus(ws), s.holder.Len(), len(s.st.RespawnTimes), s.cfg.Settings.RespawnLimit)
 	s.notify.Status(fmt.Sprintf("haproxy generation %d died (%s): respawning", g.Gen, proc.DescribeStatus(ws)))
-	s.startCheck(true)
+	s.beginReload(triggerRespawn, nil)
 }
 
 // respawnSettled ends a respawn: the new generation serves, or the wrapper

@@ -14,7 +14,7 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
-// The first start: haproxy -v (begin), the check (reload.go's startCheck),
+// The first start: haproxy -v (begin), the check (reload.go's beginReload),
 // the first generation (reload.go's spawn); once it serves, READY=1 and a
 // -D parent is told (firstReady, daemonDone); or the start failed.
 
@@ -22,28 +22,33 @@ import (
 // kills it), then the configuration check, then the first generation.
 func (s *Supervisor) begin() {
 	hctx, bin, cache := s.helperCtx, s.cfg.Bin, s.cfg.Settings.VersionCache
-	s.helper(func() event {
-		if full, ok := haproxy.CachedVersion(cache, bin); ok {
-			if major, minor, _, err := haproxy.ParseVersion("HAProxy version " + full); err == nil {
-				logx.Debugf("haproxy %s: version from HAPROXY_WRAPPER_VERSION_CACHE %s", full, cache)
-				return event{kind: evVersion, text: full, mode: haproxy.ModeFor(major, minor)}
-			}
+	s.helpers++
+	go func() { s.events <- s.version(hctx, bin, cache) }()
+}
+
+// version is haproxy's version (evVersion): from HAPROXY_WRAPPER_VERSION_CACHE
+// when it knows the binary, else from "haproxy -v", then remembered there.
+func (s *Supervisor) version(hctx context.Context, bin, cache string) event {
+	if full, ok := haproxy.CachedVersion(cache, bin); ok {
+		if major, minor, _, err := haproxy.ParseVersion("HAProxy version " + full); err == nil {
+			logx.Debugf("haproxy %s: version from HAPROXY_WRAPPER_VERSION_CACHE %s", full, cache)
+			return event{kind: evVersion, text: full, mode: haproxy.ModeFor(major, minor)}
 		}
-		ctx, cancel := context.WithTimeout(hctx, 30*time.Second)
-		defer cancel()
-		out, ws, err := s.r.RunCapture(ctx, bin, []string{bin, "-v"}, proc.ChildEnv(os.Environ()))
-		if err != nil {
-			return event{kind: evVersion, err: err}
-		}
-		major, minor, full, perr := haproxy.ParseVersion(out)
-		if perr != nil {
-			return event{kind: evVersion, err: fmt.Errorf("%s -v (%s): %w: set HAPROXY_BIN to a haproxy binary", bin, proc.DescribeStatus(ws), perr)}
-		}
-		if err := haproxy.RememberVersion(cache, bin, full); err != nil {
-			logx.Warningf("HAPROXY_WRAPPER_VERSION_CACHE: %v", err)
-		}
-		return event{kind: evVersion, text: full, mode: haproxy.ModeFor(major, minor)}
-	})
+	}
+	ctx, cancel := context.WithTimeout(hctx, 30*time.Second)
+	defer cancel()
+	out, ws, err := s.r.RunCapture(ctx, bin, []string{bin, "-v"}, proc.ChildEnv(os.Environ()))
+	if err != nil {
+		return event{kind: evVersion, err: err}
+	}
+	major, minor, full, perr := haproxy.ParseVersion(out)
+	if perr != nil {
+		return event{kind: evVersion, err: fmt.Errorf("%s -v (%s): %w: set HAPROXY_BIN to a haproxy binary", bin, proc.DescribeStatus(ws), perr)}
+	}
+	if err := haproxy.RememberVersion(cache, bin, full); err != nil {
+		logx.Warningf("HAPROXY_WRAPPER_VERSION_CACHE: %v", err)
+	}
+	return event{kind: evVersion, text: full, mode: haproxy.ModeFor(major, minor)}
 }
 
 // versionKnown goes on with the first start once haproxy's version is
@@ -69,7 +74,7 @@ func (s *Supervisor) versionKnown(ev event) *follow {
 	}
 	logx.Infof("haproxy %s (%s), start mode %s%s", ev.text, s.cfg.Bin, s.st.Mode, ready)
 	s.notify.Status("starting haproxy " + ev.text)
-	s.startCheck(false)
+	s.beginReload(triggerStart, nil)
 	return nil
 }
 

@@ -78,7 +78,7 @@ const historySize = 10
 type eventKind int
 
 const (
-	evCheckResult eventKind = iota
+	evDecided eventKind = iota // an Event already (the configuration check's): step hands it to handle
 	evReadyResult
 	evProbeResult
 	evOldStopped
@@ -87,12 +87,13 @@ const (
 )
 
 type event struct {
-	kind  eventKind
-	gen   *generation
-	err   error
-	text  string             // evVersion: haproxy's version
-	mode  haproxy.StartMode  // evVersion: the start mode it implies
-	socks []listeners.Socket // evSockets
+	kind    eventKind
+	decided follow // evDecided: the Event and its context
+	gen     *generation
+	err     error
+	text    string             // evVersion: haproxy's version
+	mode    haproxy.StartMode  // evVersion: the start mode it implies
+	socks   []listeners.Socket // evSockets
 }
 
 // Supervisor runs haproxy generations.
@@ -106,7 +107,10 @@ type Supervisor struct {
 	notify *sdnotify.Notifier
 	ctl    *control.Server
 
-	helpers    int // helpers started whose event is not handled yet
+	// helpers counts the helper goroutines whose event is not handled yet:
+	// each one is started as "s.helpers++" then "go func() { s.events <- ... }()"
+	// (TestHelpersCounted checks it), and step counts it back.
+	helpers    int
 	helperCtx  context.Context
 	helperStop context.CancelFunc
 

@@ -65,9 +65,10 @@ func (s *Supervisor) ready(g *generation, err error) *follow {
 	}
 	// The reload is done once the old generations stopped accepting:
 	// a request sent after "reload" returned reaches the new one.
-	s.helper(func() event {
-		return event{kind: evOldStopped, gen: g, err: waitStoppedListening(stopping, oldStopTimeout)}
-	})
+	s.helpers++
+	go func() {
+		s.events <- event{kind: evOldStopped, gen: g, err: waitStoppedListening(stopping, oldStopTimeout)}
+	}()
 	return nil
 }
 
@@ -136,10 +137,11 @@ func (s *Supervisor) fetchSockets(g *generation) {
 		return
 	}
 	sock := g.ReadySock
-	s.helper(func() event {
+	s.helpers++
+	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
 		defer cancel()
 		socks, err := listeners.Fetch(ctx, sock)
-		return event{kind: evSockets, gen: g, socks: socks, err: err}
-	})
+		s.events <- event{kind: evSockets, gen: g, socks: socks, err: err}
+	}()
 }

@@ -47,12 +47,13 @@ const ProbeTimeout = 2 * time.Second
 
 func (s *Supervisor) startProbe() {
 	self, hctx := s.cfg.Self, s.helperCtx
-	s.helper(func() event {
+	s.helpers++
+	go func() {
 		err := handoff.Probe(hctx, self, ProbeTimeout, func(ctx context.Context, path string, argv []string) (string, unix.WaitStatus, error) {
 			return s.r.RunCapture(ctx, path, argv, proc.ChildEnv(os.Environ()))
 		})
-		return event{kind: evProbeResult, err: err}
-	})
+		s.events <- event{kind: evProbeResult, err: err}
+	}()
 }
 
 // execNew hands everything over and executes the new binary: the lock, the
