@@ -13,8 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,25 +49,6 @@ func run(argv []string) int {
 	return supervise(argv)
 }
 
-// locateHAProxy finds the haproxy binary the legacy way: $HAPROXY_BIN, else
-// "haproxy" next to the wrapper (a wrapper named X-systemd-wrapper runs X),
-// else /usr/sbin/haproxy.
-func locateHAProxy(override, self string) string {
-	if override != "" {
-		return override
-	}
-	dir, base := filepath.Dir(self), filepath.Base(self)
-	name := "haproxy"
-	if strings.HasSuffix(base, "-systemd-wrapper") && base != "haproxy-systemd-wrapper" {
-		name = strings.TrimSuffix(base, "-systemd-wrapper")
-	}
-	cand := filepath.Join(dir, name)
-	if fi, err := os.Stat(cand); err == nil && !fi.IsDir() {
-		return cand
-	}
-	return "/usr/sbin/haproxy"
-}
-
 // supervise is the long-lived wrapper; its last log line is always the
 // legacy "exit, haproxy RC=N" (except in a -D parent, whose daemon logs it).
 func supervise(argv []string) int {
@@ -99,7 +78,11 @@ func superviseSteps(argv []string) (int, bool) {
 		return proc.ExitUsage, true
 	}
 	rcv, resumed, herr := handoff.Receive()
-	inherited := inheritSockets(resumed)
+	in := listeners.FromEnv(resumed)
+	for _, note := range in.Notes {
+		logx.Warningf("%s", note)
+	}
+	inherited := in.Sockets
 	self := proc.SelfPath()
 	daemonPipe := proc.DaemonPipeFromEnv()
 	if inv.Daemon && !resumed && daemonPipe == nil {
@@ -116,7 +99,7 @@ func superviseSteps(argv []string) (int, bool) {
 		}
 	}
 	cfg := supervisor.Config{
-		Settings: set, Inv: inv, Bin: locateHAProxy(set.HAProxyBin, self), Self: self, Argv: argv,
+		Settings: set, Inv: inv, Bin: haproxy.Locate(set.HAProxyBin, self), Self: self, Argv: argv,
 		Signals: signals, DaemonPipe: daemonPipe, Version: version,
 	}
 	if !resumed {
@@ -151,63 +134,14 @@ func superviseSteps(argv []string) (int, bool) {
 			// The children are ours, but their state is unknown: stop
 			// them rather than leave them unsupervised.
 			logx.Errorf("%v: stopping every haproxy child", herr)
-			return stopOrphans(), true
+			return proc.StopChildren(), true
 		}
 		s, err := supervisor.Resume(cfg, rcv)
 		if err != nil {
 			logx.Errorf("%v: stopping every haproxy child", err)
-			return stopOrphans(), true
+			return proc.StopChildren(), true
 		}
 		return s.Run(true), true
 	}
 	return supervisor.New(cfg).Run(false), true
-}
-
-// inheritSockets takes the sockets systemd passed to this process
-// (LISTEN_FDS: its file descriptor store after a restart, or a .socket
-// unit), with one line for each descriptor that is not a listening socket.
-// The variables are removed, so that no later image or child reads them.
-func inheritSockets(resumed bool) []listeners.Socket {
-	pid, fds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
-	daemonFDs, fromParent := os.LookupEnv(proc.EnvDaemonListen)
-	for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", proc.EnvDaemonListen} {
-		os.Unsetenv(k)
-	}
-	if resumed {
-		return nil // an upgrade's image: the held sockets came with the hand-off
-	}
-	start := 3
-	if fromParent {
-		// The -D daemon: its parent passed them on after the pipe (fd 3).
-		pid, fds, start = strconv.Itoa(os.Getpid()), daemonFDs, 4
-	}
-	n, nameList, err := listeners.ParseListenEnv(pid, fds, names, os.Getpid())
-	if err != nil {
-		logx.Warningf("%v", err)
-		return nil
-	}
-	in := listeners.InheritFrom(start, n, nameList)
-	for _, note := range in.Notes {
-		logx.Warningf("%s", note)
-	}
-	return in.Sockets
-}
-
-// stopOrphans ends every child after an unreadable hand-off: SIGTERM, then
-// wait for each.
-func stopOrphans() int {
-	kids := proc.ChildrenOf(os.Getpid())
-	for _, p := range kids {
-		_ = unix.Kill(p, unix.SIGTERM)
-	}
-	code := proc.ExitStartFailed
-	for range kids {
-		var ws unix.WaitStatus
-		if _, err := unix.Wait4(-1, &ws, 0, nil); err != nil {
-			if errors.Is(err, unix.ECHILD) {
-				break
-			}
-		}
-	}
-	return code
 }

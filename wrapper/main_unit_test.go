@@ -3,31 +3,12 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"haproxy-systemd-wrapper/wrapper/internal/settings"
 )
-
-func TestLocateHAProxy(t *testing.T) {
-	dir := t.TempDir()
-	if got := locateHAProxy("/opt/h", filepath.Join(dir, "haproxy-systemd-wrapper")); got != "/opt/h" {
-		t.Errorf("override: %s", got)
-	}
-	if got := locateHAProxy("", filepath.Join(dir, "haproxy-systemd-wrapper")); got != "/usr/sbin/haproxy" {
-		t.Errorf("fallback: %s", got)
-	}
-	os.WriteFile(filepath.Join(dir, "haproxy"), nil, 0o755)
-	os.WriteFile(filepath.Join(dir, "haproxy26"), nil, 0o755)
-	if got := locateHAProxy("", filepath.Join(dir, "haproxy-systemd-wrapper")); got != filepath.Join(dir, "haproxy") {
-		t.Errorf("next to the wrapper: %s", got)
-	}
-	if got := locateHAProxy("", filepath.Join(dir, "haproxy26-systemd-wrapper")); got != filepath.Join(dir, "haproxy26") {
-		t.Errorf("X-systemd-wrapper runs X: %s", got)
-	}
-}
 
 // TestManPageInStepWithHelp: the man page (contrib/haproxy-systemd-wrapper.8)
 // names every environment variable and every command that --help names,

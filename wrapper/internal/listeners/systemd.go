@@ -3,10 +3,13 @@ package listeners
 import (
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
 // listenFDsStart is SD_LISTEN_FDS_START: systemd passes sockets from fd 3.
@@ -131,4 +134,31 @@ func InheritFrom(start, n int, names []string) Inherited {
 		in.Sockets = append(in.Sockets, s)
 	}
 	return in
+}
+
+// FromEnv takes the sockets systemd passed to this process (LISTEN_PID,
+// LISTEN_FDS, LISTEN_FDNAMES: its file descriptor store after a restart,
+// or a .socket unit), or that a -D parent passed on after its pipe
+// (proc.EnvDaemonListen), with a note for each variable or descriptor it
+// could not take. The variables are removed in any case, so that no later
+// image or child reads them; an upgrade's new image (resumed) takes
+// nothing, its held sockets came with the hand-off.
+func FromEnv(resumed bool) Inherited {
+	pid, fds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
+	daemonFDs, fromParent := os.LookupEnv(proc.EnvDaemonListen)
+	for _, k := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", proc.EnvDaemonListen} {
+		os.Unsetenv(k)
+	}
+	if resumed {
+		return Inherited{}
+	}
+	start := listenFDsStart
+	if fromParent {
+		pid, fds, start = strconv.Itoa(os.Getpid()), daemonFDs, listenFDsStart+1
+	}
+	n, nameList, err := ParseListenEnv(pid, fds, names, os.Getpid())
+	if err != nil {
+		return Inherited{Notes: []string{err.Error()}}
+	}
+	return InheritFrom(start, n, nameList)
 }

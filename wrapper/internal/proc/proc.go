@@ -320,6 +320,24 @@ func ChildrenOf(pid int) []int {
 	return out
 }
 
+// StopChildren ends every child of this process after an upgrade's
+// hand-off that cannot be read (the children are this image's, their state
+// unknown: none is left unsupervised): SIGTERM to each, then a wait for as
+// many exits. It returns the wrapper's exit code then, ExitStartFailed.
+func StopChildren() int {
+	kids := ChildrenOf(os.Getpid())
+	for _, p := range kids {
+		_ = unix.Kill(p, unix.SIGTERM)
+	}
+	for range kids {
+		var ws unix.WaitStatus
+		if _, err := unix.Wait4(-1, &ws, 0, nil); errors.Is(err, unix.ECHILD) {
+			break
+		}
+	}
+	return ExitStartFailed
+}
+
 // SelfPath is the running binary, absolute (a relative argv[0] must not
 // break a re-exec); " (deleted)" is cut when the file was removed.
 func SelfPath() string {
