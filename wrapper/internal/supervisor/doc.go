@@ -32,11 +32,16 @@
 // # A SIGUSR2, from the signal to haproxy's argv
 //
 // 8 calls over 4 files (loop.go, phase.go, reload.go, haproxy/args.go),
-// from the phase Serving with the binary unchanged. Each row is a call,
-// caller -> callee, or, where it says "s.events", a helper's event that
-// the caller's goroutine posts and the callee receives; the file is the
-// one that declares the callee. doc_test.go checks that it does, and that
-// the caller makes the call (or posts, and the callee receives):
+// from the phase Serving with the binary unchanged: 9 functions one after
+// the other, step to haproxy.ChildArgs. Each row is a call, caller ->
+// callee, or, where it says "s.events", a helper's event that the caller's
+// goroutine posts and the callee receives; the file is the one that
+// declares the callee. doc_test.go checks that it does, and that the
+// caller makes the call (or posts, and the callee receives). Counted are
+// the calls that carry the reload on, and Decide's; the calls on the way
+// that only give a value and return (upgradeWanted, oldPids, xSocket,
+// haproxy.WriteReadyConfig, in the helper waitAtRest and check) are named
+// in the notes, not counted:
 //
 //	hop 1  step -> handle         loop.go          the signal arrives on cfg.Signals: SIGUSR2 is EvReload (signalEvents)
 //	hop 2  handle -> Decide       phase.go         Serving + EvReload: Reloading, [ActBeginReload]

@@ -262,6 +262,8 @@ func (s *Supervisor) onEvent(ev event) {
 		s.then(s.oldStopped(ev.gen, ev.err))
 	case evSockets:
 		s.holdSockets(ev.gen, ev.socks, ev.err)
+	case evCancelled:
+		// a stop ended the helper: what it found means nothing now
 	case evProbeResult:
 		if s.phase != Reloading {
 			return

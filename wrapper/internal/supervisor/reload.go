@@ -30,10 +30,11 @@ import (
 // event on s.events; it is counted in s.helpers before it starts, and the
 // loop waits for every one.
 
-// The triggers of a beginReload that no operator asked for.
+// The triggers of a beginReload that no operator asked for (a reload's is
+// what asked for it: SIGUSR2, SIGHUP, "reload command", "queued").
 const (
-	triggerStart   = ""        // the first start (start.go)
-	triggerRespawn = "respawn" // a generation in place of a dead one (respawn.go)
+	triggerStart   = "first start" // the first start (start.go)
+	triggerRespawn = "respawn"     // a generation in place of a dead one (respawn.go)
 )
 
 // queueReload remembers one more reload behind the one in progress
@@ -54,8 +55,9 @@ func (s *Supervisor) queueReload(why string, req *control.Request) {
 // respawn (triggerRespawn) did their own part before. Then a helper waits
 // for the configuration to be at rest (not on the first start: nothing to
 // lose) and checks it, unless HAPROXY_WRAPPER_CHECK_CONFIG is off; its
-// event is decided already: EvCheckPassed (also when a stop cancelled it),
-// or EvStartFailed with haproxy's words.
+// event is decided already: EvCheckPassed, or EvStartFailed with haproxy's
+// words. A stop cancels the helper (its context): then it posts
+// evCancelled, which means nothing any more.
 func (s *Supervisor) beginReload(trigger string, req *control.Request) {
 	var paths []string
 	if trigger != triggerStart {
@@ -77,13 +79,18 @@ func (s *Supervisor) beginReload(trigger string, req *control.Request) {
 		if waited := waitAtRest(hctx, paths, time.Now); waited > 0 {
 			logx.Infof("the configuration changed %s ago or less: waited %s for it to be at rest", atRestQuiet, waited.Round(time.Millisecond))
 		}
+		var err error
 		if check && hctx.Err() == nil {
-			if err := s.check(hctx); err != nil {
-				s.events <- event{kind: evDecided, decided: follow{EvStartFailed, failed(err)}}
-				return
-			}
+			err = s.check(hctx)
 		}
-		s.events <- event{kind: evDecided, decided: follow{EvCheckPassed, evCtx{}}}
+		switch {
+		case hctx.Err() != nil:
+			s.events <- event{kind: evCancelled}
+		case err != nil:
+			s.events <- event{kind: evDecided, decided: follow{EvStartFailed, failed(err)}}
+		default:
+			s.events <- event{kind: evDecided, decided: follow{EvCheckPassed, evCtx{}}}
+		}
 	}()
 }
 

@@ -78,7 +78,8 @@ const historySize = 10
 type eventKind int
 
 const (
-	evDecided eventKind = iota // an Event already (the configuration check's): step hands it to handle
+	evDecided   eventKind = iota // an Event already (the configuration check's): step hands it to handle
+	evCancelled                  // a helper that a stop cancelled: nothing to do
 	evReadyResult
 	evProbeResult
 	evOldStopped
