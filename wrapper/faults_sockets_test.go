@@ -74,31 +74,11 @@ func TestFaultStatsSocket(t *testing.T) {
 	}
 }
 
-// listenInodes lists the inodes of the TCP sockets pid listens on, sorted.
-func listenInodes(t *testing.T, pid int) []string {
+// listenInodes is the inodes, in order, of the TCP sockets pid listens on;
+// the test fails when there is none.
+func listenInodes(t *testing.T, pid int) []uint64 {
 	t.Helper()
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine := map[string]bool{}
-	for _, e := range ents {
-		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
-		if ino, ok := strings.CutPrefix(l, "socket:["); ok {
-			mine[strings.TrimSuffix(ino, "]")] = true
-		}
-	}
-	var out []string
-	for _, table := range []string{"tcp", "tcp6"} {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) > 9 && f[3] == "0A" && mine[f[9]] {
-				out = append(out, f[9])
-			}
-		}
-	}
-	slices.Sort(out)
+	out := testutil.ListenInodes(t, pid, "tcp", "tcp6")
 	if len(out) == 0 {
 		t.Fatalf("pid %d listens on no TCP socket", pid)
 	}

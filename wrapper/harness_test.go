@@ -20,15 +20,6 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := testutil.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 type wrapperProc struct {
 	t       *testing.T
 	dir     string
@@ -194,7 +185,7 @@ func fdCount(t *testing.T, pid int) int {
 // socket with expose-fd listeners.
 func realConfig(t *testing.T, dir string, statsExtra string) (cfg, addr, stats string) {
 	t.Helper()
-	addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr = fmt.Sprintf("127.0.0.1:%d", testutil.Port(t))
 	stats = filepath.Join(dir, "admin.sock")
 	cfg = filepath.Join(dir, "haproxy.cfg")
 	text := fmt.Sprintf(`global
@@ -239,10 +230,7 @@ func requireRealHAProxy(t *testing.T) string {
 		return bin
 	}
 	if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("/usr/sbin/haproxy missing in CI: make test installs it (make deps)")
-		}
-		t.Skip("/usr/sbin/haproxy not installed: run make deps")
+		testutil.Unavailable(t, "/usr/sbin/haproxy not installed: make deps installs it")
 	}
 	return "/usr/sbin/haproxy"
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"haproxy-systemd-wrapper/wrapper/internal/settings"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // TestManPageInStepWithHelp: the man page (contrib/haproxy-systemd-wrapper.8)
@@ -59,10 +60,7 @@ func TestManPageInStepWithHelp(t *testing.T) {
 	}
 	manBin, err := exec.LookPath("man")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("man missing in CI: make deps installs man-db")
-		}
-		t.Skip("man not installed")
+		testutil.Unavailable(t, "man not installed: make deps installs man-db")
 	}
 	cmd := exec.Command(manBin, "--warnings", "-l", "../contrib/haproxy-systemd-wrapper.8")
 	cmd.Env = append(os.Environ(), "MANWIDTH=80", "MANPAGER=cat", "PAGER=cat")

@@ -219,11 +219,7 @@ func TestRealFiftyReloadsLeakNothing(t *testing.T) {
 func TestRealSIGUSR1LetsConnectionsFinish(t *testing.T) {
 	w := startReal(t, true)
 	// Hold a request open: a keep-alive connection that has sent half a request.
-	c, err := dialHalfRequest(w.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testutil.HoldConns(t, w.addr, 1)[0]
 	w.signal(syscall.SIGUSR1)
 	w.waitLog("SIGUSR1 received", 10*time.Second)
 	// The wrapper waits for haproxy, which waits for the open connection.

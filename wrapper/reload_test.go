@@ -120,20 +120,10 @@ func TestNoListenerConfigRefused(t *testing.T) {
 func TestDrainLimitRetiresOldest(t *testing.T) {
 	dir := testutil.ShortDir(t)
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_MAX_DRAINING=2"}})
-	var held []func()
-	defer func() {
-		for _, f := range held {
-			f()
-		}
-	}()
 	var pids []int
 	for i := 0; i < 4; i++ {
 		pids = append(pids, faultServed(t, w))
-		c, err := dialHalfRequest(w.addr) // keeps this generation draining
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, func() { c.Close() })
+		testutil.HoldConns(t, w.addr, 1) // keeps this generation draining
 		faultReloadOK(t, w)
 	}
 	// Four old generations, each held by a connection; at most two may
@@ -156,11 +146,7 @@ func TestDrainAgeRetires(t *testing.T) {
 	dir := testutil.ShortDir(t)
 	w := startRealIn(t, dir, "expose-fd listeners", true, wrapperOpts{env: []string{"HAPROXY_WRAPPER_MAX_DRAIN_AGE=300ms"}})
 	old := faultServed(t, w)
-	c, err := dialHalfRequest(w.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	testutil.HoldConns(t, w.addr, 1)
 	faultReloadOK(t, w)
 	testutil.WaitFor(t, 10*time.Second, "the draining generation to be retired", func() bool { return !proc.Alive(old) })
 	faultWantLine(t, w, "retired with SIGTERM", "HAPROXY_WRAPPER_MAX_DRAIN_AGE")

@@ -44,7 +44,7 @@ func TestSoakRandomDrain(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				c, err := dialHalfRequest(w.addr)
+				c, err := testutil.DialHalfRequest(w.addr)
 				if err != nil {
 					continue // counted by the load generator's own clients
 				}

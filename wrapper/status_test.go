@@ -16,32 +16,12 @@ import (
 	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
-// holdConns opens n connections that each sent half a request, so haproxy
-// keeps them (also through a soft stop).
-func holdConns(t *testing.T, addr string, n int) []net.Conn {
-	t.Helper()
-	var cs []net.Conn
-	for i := 0; i < n; i++ {
-		c, err := dialHalfRequest(addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs = append(cs, c)
-	}
-	t.Cleanup(func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	})
-	return cs
-}
-
 func TestLiveStatusOverNotifyAndJSON(t *testing.T) {
 	notify := filepath.Join(testutil.ShortDir(t), "notify")
 	nc := testutil.ListenNotify(t, notify)
 	w := startRealOpts(t, true, wrapperOpts{env: []string{"NOTIFY_SOCKET=" + notify, "HAPROXY_WRAPPER_STATUS_INTERVAL=100ms"}})
 	dir, addr := w.dir, w.addr
-	conns := holdConns(t, addr, 20)
+	conns := testutil.HoldConns(t, addr, 20)
 	got := testutil.ReadDatagramWith(t, nc, "STATUS=haproxy 2.6")
 	for !strings.Contains(got, " · 20 conns") {
 		got = testutil.ReadDatagramWith(t, nc, "STATUS=haproxy 2.6")

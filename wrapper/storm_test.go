@@ -139,10 +139,7 @@ func assertNoHAProxyFrom(t *testing.T, w *wrapperProc) {
 
 func TestSIGUSR2DuringStop(t *testing.T) {
 	w := startReal(t, true)
-	c, err := dialHalfRequest(w.addr) // keeps the graceful stop waiting
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testutil.HoldConns(t, w.addr, 1)[0] // keeps the graceful stop waiting
 	w.signal(syscall.SIGUSR1)
 	w.waitLog("SIGUSR1 received", 10*time.Second)
 	w.signal(syscall.SIGUSR2)

@@ -96,25 +96,6 @@ func describeFDs(fds []fdEntry) string {
 
 const oCloexec = 0o2000000
 
-// listeningSockets returns "socket:[INODE]" for each socket pid listens on
-// (TCP in LISTEN state, listening unix stream sockets).
-func listeningSockets(pid int) map[string]bool {
-	out := map[string]bool{}
-	for _, table := range []string{"tcp", "tcp6", "unix"} {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			switch {
-			case table != "unix" && len(f) > 9 && f[3] == "0A":
-				out["socket:["+f[9]+"]"] = true
-			case table == "unix" && len(f) > 6 && f[3] == "00010000":
-				out["socket:["+f[6]+"]"] = true
-			}
-		}
-	}
-	return out
-}
-
 // auditFDs checks that every wrapper descriptor above 2 is close-on-exec and
 // that haproxy shares no pipe or socket with the wrapper but its own output
 // pipe (its fds 1 and 2) and its listening sockets (which the wrapper holds).
@@ -145,7 +126,10 @@ func auditFDs(t *testing.T, w *wrapperProc, hapid int) {
 	for _, f := range wfds {
 		wrapperHas[f.target] = true
 	}
-	listening := listeningSockets(hapid)
+	listening := map[string]bool{} // "socket:[INODE]", as /proc/PID/fd names it
+	for _, ino := range testutil.ListenInodes(t, hapid, "tcp", "tcp6", "unix") {
+		listening[fmt.Sprintf("socket:[%d]", ino)] = true
+	}
 	own := map[string]bool{}
 	for _, f := range hfds {
 		if f.fd == 1 || f.fd == 2 {

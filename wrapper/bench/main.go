@@ -268,13 +268,13 @@ func warmVersionCache(ctx context.Context, p params) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = syscall.Kill(-pr.pid, syscall.SIGKILL); <-pr.done }()
+	defer func() { _ = syscall.Kill(-pr.Pid(), syscall.SIGKILL); <-pr.Done() }()
 	if _, err := waitPid(ctx, pr, addr, map[int]bool{}, size{}.readyBound(), nil); err != nil {
 		return err
 	}
-	_ = pr.cmd.Process.Signal(syscall.SIGTERM)
+	_ = pr.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-pr.done:
+	case <-pr.Done():
 	case <-time.After(stopBound):
 	}
 	if _, err := os.Stat(p.versionCache); err != nil {

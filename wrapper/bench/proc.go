@@ -13,35 +13,24 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"haproxy-systemd-wrapper/wrapper/internal/loadgen"
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
-// proc is a started supervisor: the wrapper or the haproxy -W master.
+// proc is a started supervisor: the wrapper or the haproxy -W master, in a
+// process group of its own (its pid is the group's).
 type proc struct {
-	cmd     *exec.Cmd
-	pid     int // also its process group
-	done    chan struct{}
-	waitErr error
+	*testutil.Proc
 	logPath string
 }
 
-func (pr *proc) exited() bool {
-	select {
-	case <-pr.done:
-		return true
-	default:
-		return false
-	}
-}
-
 func (pr *proc) exitState() string {
-	if pr.cmd.ProcessState == nil {
+	if pr.Cmd.ProcessState == nil {
 		return "running"
 	}
-	return pr.cmd.ProcessState.String()
+	return pr.Cmd.ProcessState.String()
 }
 
 func (pr *proc) logTail(n int) string {
@@ -91,16 +80,11 @@ func startProc(c contender, p params, dir, cfg string) (*proc, error) {
 	// Files, not pipes: Wait must return when the supervisor exits even if a
 	// haproxy that inherited its stderr is still alive.
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	started, err := testutil.StartGroup(cmd)
+	if err != nil {
 		return nil, err
 	}
-	pr := &proc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), logPath: logPath}
-	go func() {
-		pr.waitErr = cmd.Wait()
-		close(pr.done)
-	}()
-	return pr, nil
+	return &proc{Proc: started, logPath: logPath}, nil
 }
 
 // cleanEnv drops what would change the contenders' behaviour: systemd's
@@ -170,7 +154,7 @@ func waitPid(ctx context.Context, pr *proc, addr string, seen map[int]bool, boun
 		select {
 		case <-deadline.C:
 			return 0, fmt.Errorf("no new pid within %s", bound)
-		case <-pr.done:
+		case <-pr.Done():
 			return 0, fmt.Errorf("exited: %s", pr.exitState())
 		case <-ctx.Done():
 			return 0, errors.New(whyDone())

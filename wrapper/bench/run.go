@@ -103,14 +103,14 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 	defer func() {
 		if !stopped {
 			// An aborted run: kill the whole group we started, then reap.
-			_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
+			_ = syscall.Kill(-pr.Pid(), syscall.SIGKILL)
 			select {
-			case <-pr.done:
+			case <-pr.Done():
 			case <-time.After(5 * time.Second):
 			}
 		}
-		if m := groupMembers(pr.pid); len(m) > 0 {
-			_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
+		if m := groupMembers(pr.Pid()); len(m) > 0 {
+			_ = syscall.Kill(-pr.Pid(), syscall.SIGKILL)
 		}
 	}()
 
@@ -125,7 +125,7 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 		t := time.NewTicker(rssSampleTick)
 		defer t.Stop()
 		for {
-			if v := vmHWM(pr.pid); v > 0 {
+			if v := vmHWM(pr.Pid()); v > 0 {
 				rssMu.Lock()
 				r.peakRSSkB = max(r.peakRSSkB, v)
 				rssMu.Unlock()
@@ -133,7 +133,7 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 			select {
 			case <-rssStop:
 				return
-			case <-pr.done:
+			case <-pr.Done():
 				return
 			case <-t.C:
 			}
@@ -160,7 +160,7 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 
 	// Idle CPU of the supervisor: no load, no reloads.
 	if j.idle > 0 {
-		c0, _, _, err := procStat(pr.pid)
+		c0, _, _, err := procStat(pr.Pid())
 		if err != nil {
 			r.err = "idle: " + err.Error()
 			return r
@@ -169,7 +169,7 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 		t := time.NewTimer(j.idle)
 		select {
 		case <-t.C:
-		case <-pr.done:
+		case <-pr.Done():
 			r.err = "exited while idle: " + pr.exitState() + "; log: " + pr.logTail(4)
 			return r
 		case <-ctx.Done():
@@ -177,7 +177,7 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 			r.err = whyDone() + " while idle"
 			return r
 		}
-		c1, _, _, err := procStat(pr.pid)
+		c1, _, _, err := procStat(pr.Pid())
 		if err != nil {
 			r.err = "idle: " + err.Error()
 			return r
@@ -204,7 +204,7 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 		select {
 		case <-t.C:
 			return true
-		case <-pr.done:
+		case <-pr.Done():
 		case <-ctx.Done():
 		}
 		return false
@@ -212,18 +212,18 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 	abort := ""
 	// reload signals and waits for a new pid; false ends the reloads.
 	reload := func(i int) (time.Duration, bool) {
-		if !handlerReady(ctx, pr.pid) {
+		if !handlerReady(ctx, pr.Pid()) {
 			r.notReady++
 		}
 		sent := time.Now()
-		if err := pr.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		if err := pr.Cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 			abort = fmt.Sprintf("signal %d: %v", i, err)
 			return 0, false
 		}
 		r.signalled++
 		pid, err := waitPid(ctx, pr, addr, seen, j.bound, r.probeFails)
 		if err != nil {
-			if pr.exited() || ctx.Err() != nil {
+			if pr.Exited() || ctx.Err() != nil {
 				abort = fmt.Sprintf("reload %d: %v", i, err)
 				return 0, false
 			}
@@ -269,14 +269,14 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 	<-loadDone
 	r.loadFor = time.Since(l0)
 	r.pids = len(seen)
-	if pr.exited() {
+	if pr.Exited() {
 		abort = "exited during the reloads: " + pr.exitState() + "; log: " + pr.logTail(4)
 	} else if ctx.Err() != nil && abort == "" {
 		abort = whyDone()
 	}
 	if abort != "" {
 		r.notes = append(r.notes, fmt.Sprintf("aborted after %d of %d reloads: %s", r.signalled, j.paced+j.b2b, abort))
-		if pr.exited() {
+		if pr.Exited() {
 			stopped = true
 			r.exit = pr.exitState()
 			return r
@@ -286,36 +286,36 @@ func runOne(ctx context.Context, p params, j job) (r result) {
 	// Old generations should be gone once the load has stopped: count the
 	// group's processes until only the supervisor and one haproxy are left.
 	d0 := time.Now()
-	n := len(groupMembers(pr.pid))
-	for n > 2 && time.Since(d0) < drainBound && ctx.Err() == nil && !pr.exited() {
+	n := len(groupMembers(pr.Pid()))
+	for n > 2 && time.Since(d0) < drainBound && ctx.Err() == nil && !pr.Exited() {
 		t := time.NewTimer(20 * time.Millisecond)
 		select {
 		case <-t.C:
-		case <-pr.done:
+		case <-pr.Done():
 		case <-ctx.Done():
 		}
 		t.Stop()
-		n = len(groupMembers(pr.pid))
+		n = len(groupMembers(pr.Pid()))
 	}
 	r.drained = fmt.Sprintf("%d procs after %s", n, time.Since(d0).Round(10*time.Millisecond))
 
 	// Stop: SIGTERM to the supervisor alone, until it has exited and we reaped it.
 	stopRSS()
 	s0 := time.Now()
-	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := pr.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		r.stopNote = "signal: " + err.Error()
 	}
 	select {
-	case <-pr.done:
+	case <-pr.Done():
 		r.stop = time.Since(s0)
 	case <-time.After(stopBound):
 		r.stopNote = fmt.Sprintf("no exit within %s: group killed", stopBound)
-		_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
-		<-pr.done
+		_ = syscall.Kill(-pr.Pid(), syscall.SIGKILL)
+		<-pr.Done()
 	}
 	stopped = true
 	r.exit = pr.exitState()
-	left := groupMembers(pr.pid)
+	left := groupMembers(pr.Pid())
 	r.leftover = len(left)
 	for _, pid := range left {
 		r.notes = append(r.notes, "left after the supervisor exited: "+describe(pid))

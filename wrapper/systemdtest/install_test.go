@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // TestInstallBesideDebianPackage runs "make install" where Debian's haproxy
@@ -90,10 +92,7 @@ func TestInstallBesideDebianPackage(t *testing.T) {
 // wrapper runs.
 func TestDebPackage(t *testing.T) {
 	if _, err := exec.LookPath("lintian"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("lintian missing in CI: make deps installs it")
-		}
-		t.Skip("lintian not installed (apt-get install lintian)")
+		testutil.Unavailable(t, "lintian not installed: make deps installs it (apt-get install lintian)")
 	}
 	deb := buildDeb(t)
 	lint := exec.Command("lintian", "--fail-on", "error,warning", deb)
@@ -245,7 +244,7 @@ func TestDebInstallsInRoot(t *testing.T) {
 // stops. It returns systemctl cat's text.
 func runSwitchedUnit(t *testing.T, s *Systemd, debianUnit, dropIn, dir, wantExe string) string {
 	t.Helper()
-	port := FreePort(t)
+	port := testutil.Port(t)
 	cfg := filepath.Join(dir, "local.cfg")
 	writeFile(t, cfg, haproxyConfig(port, "switched-1"))
 	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {

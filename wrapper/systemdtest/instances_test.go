@@ -45,7 +45,7 @@ func startInstances(t *testing.T, s *Systemd, names []string) (dir string, port,
 	dir = SharedTempDir(t)
 	port, main = map[string]int{}, map[string]int{}
 	for _, n := range names {
-		port[n] = FreePort(t)
+		port[n] = testutil.Port(t)
 		writeFile(t, filepath.Join(dir, n+".cfg"), instanceConfig(n, port[n], n+"-1"))
 	}
 	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {
@@ -187,7 +187,7 @@ func TestDebianStockConfigHardened(t *testing.T) {
 	}
 	s := Boot(t)
 	dir := SharedTempDir(t)
-	port := FreePort(t)
+	port := testutil.Port(t)
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	frontend := func(body string) string {
 		return fmt.Sprintf(`%s

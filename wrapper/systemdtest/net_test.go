@@ -29,16 +29,6 @@ func writeFile(t *testing.T, p, content string) {
 	}
 }
 
-// FreePort picks a free TCP port on 127.0.0.1.
-func FreePort(t *testing.T) int {
-	t.Helper()
-	p, err := testutil.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 var httpClient = &http.Client{
 	Timeout:   3 * time.Second,
 	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},

@@ -41,22 +41,6 @@ func bigConfig(body string, n int, ports ...int) string {
 	return b.String()
 }
 
-// listenInodes are the inodes of the TCP sockets in LISTEN state on
-// 127.0.0.1:port (the test boots share the host's network).
-func listenInodes(port int) []string {
-	b, _ := os.ReadFile("/proc/net/tcp")
-	want := fmt.Sprintf("0100007F:%04X", port)
-	var out []string
-	for _, line := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(line)
-		if len(f) > 9 && f[1] == want && f[3] == "0A" {
-			out = append(out, f[9])
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // refuses tells whether a connection to 127.0.0.1:port is refused.
 func refuses(port int) bool {
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -72,7 +56,7 @@ func refuses(port int) bool {
 func waitRefuses(t *testing.T, port int, what string) {
 	t.Helper()
 	if err := testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
-		return refuses(port), fmt.Sprintf("127.0.0.1:%d still accepts (listening inodes %v)", port, listenInodes(port))
+		return refuses(port), fmt.Sprintf("127.0.0.1:%d still accepts (listening inodes %v)", port, testutil.ListenInodesOnPort(t, port))
 	}); err != nil {
 		t.Errorf("%s: %v", what, err)
 	}
@@ -82,7 +66,7 @@ func waitRefuses(t *testing.T, port int, what string) {
 // bigSetup); it returns the port and the configuration's path.
 func bigBoot(t *testing.T) (s *Systemd, port int, cfg string) {
 	s = Boot(t)
-	port = FreePort(t)
+	port = testutil.Port(t)
 	return s, port, bigSetup(t, s, SharedTempDir(t), port)
 }
 
@@ -206,9 +190,9 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 	}
 	s := Boot(t)
 	dir := SharedTempDir(t)
-	port, port2 := FreePort(t), FreePort(t)
+	port, port2 := testutil.Port(t), testutil.Port(t)
 	for port2 == port {
-		port2 = FreePort(t)
+		port2 = testutil.Port(t)
 	}
 	cfg := bigSetup(t, s, dir, port, port2)
 	const reloads = 10
@@ -221,9 +205,9 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	stockKept := 0
-	before := listenInodes(port)
+	before := testutil.ListenInodesOnPort(t, port)
 	rs := reloadAll(t, func(int) {
-		if slices.Equal(listenInodes(port), before) {
+		if slices.Equal(testutil.ListenInodesOnPort(t, port), before) {
 			stockKept++
 		}
 	})
@@ -232,12 +216,12 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 	switchedUnit(t, s, cfg)
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
-	first := listenInodes(port)
+	first := testutil.ListenInodesOnPort(t, port)
 	if len(first) != 1 {
 		t.Fatalf("listening sockets on port %d: %v, want one", port, first)
 	}
 	r := reloadAll(t, func(i int) {
-		if got := listenInodes(port); !slices.Equal(got, first) {
+		if got := testutil.ListenInodesOnPort(t, port); !slices.Equal(got, first) {
 			t.Errorf("after reload %d the listening sockets are %v, want %v (the same socket handed over)", i, got, first)
 		}
 	})
@@ -257,7 +241,7 @@ func TestStockConfigReloadsKeepSockets(t *testing.T) {
 	}
 	WaitHTTP(t, port, "big-2", 10*time.Second)
 	waitRefuses(t, port2, "a bind line removed by a reload")
-	if got := listenInodes(port); !slices.Equal(got, first) {
+	if got := testutil.ListenInodesOnPort(t, port); !slices.Equal(got, first) {
 		t.Errorf("the kept port's socket changed: %v, want %v", got, first)
 	}
 	stopUnit(t, s)
@@ -284,9 +268,9 @@ func TestRestartsLoseNothing(t *testing.T) {
 	wrapperUnit(t, s, cfg)
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
-	first := listenInodes(port)
+	first := testutil.ListenInodesOnPort(t, port)
 	r := restartAll(t, func(i int) {
-		if got := listenInodes(port); !slices.Equal(got, first) {
+		if got := testutil.ListenInodesOnPort(t, port); !slices.Equal(got, first) {
 			t.Errorf("after restart %d the listening sockets are %v, want %v (kept in systemd's store)", i, got, first)
 		}
 	})
@@ -310,10 +294,10 @@ func TestRestartsLoseNothing(t *testing.T) {
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	waitStored(t, s, 1)
-	first = listenInodes(port)
+	first = testutil.ListenInodesOnPort(t, port)
 	rf := restartAll(t, func(i int) {
 		waitStored(t, s, 1)
-		if got := listenInodes(port); !slices.Equal(got, first) {
+		if got := testutil.ListenInodesOnPort(t, port); !slices.Equal(got, first) {
 			t.Errorf("forking unit: after restart %d the listening sockets are %v, want %v", i, got, first)
 		}
 	})
@@ -403,7 +387,7 @@ func TestCrashesRefuseNothing(t *testing.T) {
 	startUnit(t, s)
 	WaitHTTP(t, port, "big-1", 30*time.Second)
 	main := mainPID(s.State(unitName))
-	first := listenInodes(port)
+	first := testutil.ListenInodesOnPort(t, port)
 	r := killAll(t, func(i, killed int) {
 		if _, ok := s.WaitJournal(unitName, fmt.Sprintf("respawned: generation %d serving", i+1), 60*time.Second); !ok {
 			t.Fatalf("kill %d: no respawn in the journal:\n%s", i, s.Journal(unitName))
@@ -421,7 +405,7 @@ func TestCrashesRefuseNothing(t *testing.T) {
 	if mainPID(st) != main || st["ActiveState"] != "active" {
 		t.Errorf("after the kills: %s, want active with MainPID %d", FormatState(st), main)
 	}
-	if got := listenInodes(port); !slices.Equal(got, first) {
+	if got := testutil.ListenInodesOnPort(t, port); !slices.Equal(got, first) {
 		t.Errorf("listening sockets %v after the respawns, want %v", got, first)
 	}
 	if n, _ := strconv.Atoi(st["NRestarts"]); n != 0 {
@@ -458,7 +442,7 @@ func lowPort(t *testing.T) int {
 func TestSocketActivation(t *testing.T) {
 	s := Boot(t)
 	dir := SharedTempDir(t)
-	port, unused := lowPort(t), FreePort(t)
+	port, unused := lowPort(t), testutil.Port(t)
 	cfg := filepath.Join(dir, "haproxy.cfg")
 	writeFile(t, cfg, haproxyConfig(port, "activated"))
 	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {
@@ -476,7 +460,7 @@ func TestSocketActivation(t *testing.T) {
 	if out, err := s.Systemctl("start", "haproxy.socket"); err != nil {
 		t.Fatalf("systemctl start haproxy.socket: %v: %s", err, out)
 	}
-	inodes := listenInodes(port)
+	inodes := testutil.ListenInodesOnPort(t, port)
 	if len(inodes) != 1 {
 		t.Fatalf("the socket unit listens on %v", inodes)
 	}
@@ -500,7 +484,7 @@ func TestSocketActivation(t *testing.T) {
 	if !strings.Contains(caps, "CapBnd:") || capHas(caps, "CapBnd:", 10) {
 		t.Errorf("the service keeps CAP_NET_BIND_SERVICE in its bounding set:\n%s", caps)
 	}
-	if got := listenInodes(port); !slices.Equal(got, inodes) {
+	if got := testutil.ListenInodesOnPort(t, port); !slices.Equal(got, inodes) {
 		t.Errorf("haproxy listens on %v, want the socket unit's %v", got, inodes)
 	}
 	r := loadDuring(t, port, func(load *loadgen.Background) {

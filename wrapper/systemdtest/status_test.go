@@ -4,7 +4,6 @@ package systemdtest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -68,33 +67,6 @@ func containsAll(s string, subs ...string) bool {
 	return true
 }
 
-// holdConns opens n TCP connections to 127.0.0.1:port that each send an
-// incomplete HTTP request, so that haproxy keeps them open waiting for the
-// rest of the headers. closeAll closes them (also registered as cleanup).
-func holdConns(t *testing.T, port, n int) (closeAll func()) {
-	t.Helper()
-	var conns []net.Conn
-	closeAll = func() {
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		conns = nil
-	}
-	t.Cleanup(closeAll)
-	for i := 0; i < n; i++ {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 3*time.Second)
-		if err != nil {
-			t.Fatalf("connection %d to 127.0.0.1:%d: %v", i+1, port, err)
-		}
-		conns = append(conns, c)
-		_ = c.SetWriteDeadline(time.Now().Add(3 * time.Second))
-		if _, err := c.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
-			t.Fatalf("connection %d: writing the partial request: %v", i+1, err)
-		}
-	}
-	return closeAll
-}
-
 func TestStatusTextShowsLiveFigures(t *testing.T) {
 	f := setup(t, notifyKind(t))
 	// The held connections send an incomplete request: the default
@@ -111,7 +83,7 @@ func TestStatusTextShowsLiveFigures(t *testing.T) {
 	main := mainPID(st)
 	w := &statusWatcher{f: f}
 
-	closeConns := holdConns(t, f.port, 10)
+	conns := testutil.HoldConns(t, fmt.Sprintf("127.0.0.1:%d", f.port), 10)
 	live := w.wait(10*time.Second, `with " · 10 conns"`, func(s string) bool {
 		return containsAll(s, "haproxy ", " pid ", " gen 1 ", " · 10 conns (")
 	})
@@ -149,7 +121,9 @@ func TestStatusTextShowsLiveFigures(t *testing.T) {
 	}
 
 	// Closing the connections ends the old generation.
-	closeConns()
+	for _, c := range conns {
+		c.Close()
+	}
 	done := w.wait(15*time.Second, "without the draining generation", func(s string) bool {
 		return strings.Contains(s, " gen 2 ") && !strings.Contains(s, "draining")
 	})

@@ -99,7 +99,7 @@ func setup(t *testing.T, kind unitKind) *fixture {
 // setupOn is setup on a systemd already booted.
 func setupOn(t *testing.T, s *Systemd, kind unitKind) *fixture {
 	t.Helper()
-	f := &fixture{t: t, s: s, kind: kind, dir: SharedTempDir(t), port: FreePort(t)}
+	f := &fixture{t: t, s: s, kind: kind, dir: SharedTempDir(t), port: testutil.Port(t)}
 	f.cfg = filepath.Join(f.dir, "haproxy.cfg")
 	writeFile(t, f.cfg, haproxyConfig(f.port, "config-a"))
 	if err := os.MkdirAll(s.Path("/run/hsw"), 0o755); err != nil {
@@ -550,9 +550,9 @@ func TestRestartAfterHAProxyKilled(t *testing.T) {
 
 func TestOverwriteDropIn(t *testing.T) {
 	forEachKind(t, nil, func(t *testing.T, f *fixture) {
-		portB := FreePort(t)
+		portB := testutil.Port(t)
 		for portB == f.port {
-			portB = FreePort(t)
+			portB = testutil.Port(t)
 		}
 		cfgB := filepath.Join(f.dir, "haproxy-b.cfg")
 		writeFile(t, cfgB, haproxyConfig(portB, "config-b"))

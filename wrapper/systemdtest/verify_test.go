@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // TestUnitsVerify renders every contrib unit the way "make units" does and
@@ -16,13 +18,7 @@ import (
 // opens each Documentation= man page: the project's own comes from contrib/, as
 // installed.
 func TestUnitsVerify(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("systemd-analyze missing in CI: make deps installs systemd")
-		}
-		t.Skip("systemd-analyze not installed")
-	}
+	analyze := systemdAnalyze(t)
 	dir := t.TempDir()
 	man := filepath.Join(t.TempDir(), "man")
 	page, err := os.ReadFile("../../contrib/haproxy-systemd-wrapper.8")
@@ -42,6 +38,16 @@ func TestUnitsVerify(t *testing.T) {
 	}
 }
 
+// systemdAnalyze is the path of systemd-analyze (no boot needed).
+func systemdAnalyze(t *testing.T) string {
+	t.Helper()
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		testutil.Unavailable(t, "systemd-analyze not installed: make deps installs systemd")
+	}
+	return analyze
+}
+
 // shippedUnits are the units in contrib/systemd (templates rendered as
 // NAME.in).
 var shippedUnits = []string{"haproxy.service", "haproxy@.service", "haproxy-forking.service", "haproxy-legacy.service", "haproxy-reload.service"}
@@ -56,13 +62,7 @@ func instanceName(unit string) string {
 // (offline, no boot): each must be 5.0 ("MEDIUM") or lower. Debian's own
 // haproxy.service is rated too, for the record (README "Units").
 func TestUnitsSecurity(t *testing.T) {
-	analyze, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("systemd-analyze missing in CI: make deps installs systemd")
-		}
-		t.Skip("systemd-analyze not installed")
-	}
+	analyze := systemdAnalyze(t)
 	rate := func(path string) (float64, string) {
 		t.Helper()
 		out, err := exec.Command(analyze, "security", "--offline=true", "--no-pager", path).CombinedOutput()

@@ -134,17 +134,6 @@ func fakeWrapper(t *testing.T, path string, report status.Report, onReload func(
 	t.Cleanup(func() { close(done); srv.Close() })
 }
 
-// privateBase is a runtime parent like /run/haproxy-systemd-wrapper.
-func privateBase(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "hwc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 func mkdir(t *testing.T, p string, mode os.FileMode) string {
 	t.Helper()
 	if err := os.Mkdir(p, mode); err != nil {
@@ -161,7 +150,7 @@ func mkdir(t *testing.T, p string, mode os.FileMode) string {
 // symlink and a folder others may write are not, the last with a note; a
 // base others may write is refused.
 func TestDiscover(t *testing.T) {
-	base := privateBase(t)
+	base := testutil.ShortDir(t) // mode 0700, like /run/haproxy-systemd-wrapper
 	for _, n := range []string{"haproxy@beta", "haproxy@alpha"} {
 		fakeWrapper(t, filepath.Join(mkdir(t, filepath.Join(base, n), 0o700), ControlSocketName), status.Report{Serving: true}, nil)
 	}
@@ -238,7 +227,7 @@ func captureStdout(t *testing.T, fn func()) string {
 // TestStatusListsEveryWrapper: a bare status prints each wrapper's status
 // under its name and exits 3 when one of them does not serve.
 func TestStatusListsEveryWrapper(t *testing.T) {
-	base := privateBase(t)
+	base := testutil.ShortDir(t)
 	fakeWrapper(t, filepath.Join(mkdir(t, filepath.Join(base, "haproxy@alpha"), 0o700), ControlSocketName), status.Report{Serving: true, PID: 11, Generation: 1, HAProxyVersion: "2.6"}, nil)
 	fakeWrapper(t, filepath.Join(mkdir(t, filepath.Join(base, "haproxy@beta"), 0o700), ControlSocketName), status.Report{HAProxyVersion: "2.6"}, nil)
 	var code int
@@ -252,7 +241,7 @@ func TestStatusListsEveryWrapper(t *testing.T) {
 // reload runs gets one more reload; a reload with the files unchanged ends
 // it, its outcome is the command's.
 func TestReloadAgainWhileTheConfigurationChanges(t *testing.T) {
-	base := privateBase(t)
+	base := testutil.ShortDir(t)
 	dir := mkdir(t, filepath.Join(base, "haproxy"), 0o700)
 	cfg := filepath.Join(base, "haproxy.cfg")
 	if err := os.WriteFile(cfg, []byte("a"), 0o644); err != nil {

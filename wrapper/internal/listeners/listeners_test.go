@@ -365,7 +365,7 @@ func TestFetchFromRealHAProxy(t *testing.T) {
 		t.Skipf("no haproxy at %s: %v (make test installs it)", bin, err)
 	}
 	dir := testutil.ShortDir(t)
-	p1, p2 := freePort(t), freePort(t)
+	p1, p2 := testutil.Port(t), testutil.Port(t)
 	cfg := filepath.Join(dir, "h.cfg")
 	text := fmt.Sprintf(`global
     stats socket %[1]s/admin.sock mode 600 level user expose-fd listeners
@@ -385,7 +385,10 @@ frontend f
 		t.Fatal(err)
 	}
 	first := startHAProxy(t, bin, "-f", cfg, "-db")
-	waitFile(t, filepath.Join(dir, "admin.sock"))
+	testutil.WaitFor(t, 10*time.Second, dir+"/admin.sock to appear", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "admin.sock"))
+		return err == nil
+	})
 	got, err := Fetch(context.Background(), filepath.Join(dir, "admin.sock"))
 	if err != nil {
 		t.Fatalf("Fetch from haproxy: %v", err)
@@ -407,19 +410,12 @@ frontend f
 			t.Errorf("%s: v6only not seen on the socket", s.Describe())
 		}
 	}
-	fdsOf := func(pid int) map[uint64]bool {
-		out := map[uint64]bool{}
-		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		for _, e := range ents {
-			var st unix.Stat_t
-			if unix.Stat(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
-				out[st.Ino] = true
-			}
-		}
-		return out
+	firstHas, err := testutil.SocketInodes(first)
+	if err != nil {
+		t.Fatalf("haproxy's sockets: %v", err)
 	}
 	for ino := range inos {
-		if !fdsOf(first)[ino] {
+		if !firstHas[ino] {
 			t.Errorf("socket inode %d received is not one of haproxy's", ino)
 		}
 	}
@@ -433,12 +429,11 @@ frontend f
 	defer h.Close()
 	h.Add(got)
 	second := startHAProxy(t, bin, "-f", cfg, "-db", "-x", h.Path())
-	deadline := time.Now().Add(10 * time.Second)
-	for h.Served() == 0 || !haveAll(fdsOf(second), inos) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the second haproxy (pid %d) did not take the held sockets within 10 s: served %d, its sockets %v, held %v", second, h.Served(), fdsOf(second), inos)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
+		has, err := testutil.SocketInodes(second)
+		return err == nil && h.Served() > 0 && haveAll(has, inos), fmt.Sprintf("served %d, its sockets %v (%v)", h.Served(), has, err)
+	}); err != nil {
+		t.Fatalf("the second haproxy (pid %d) did not take the held sockets %v: %v", second, inos, err)
 	}
 }
 
@@ -454,48 +449,20 @@ func haveAll(have, want map[uint64]bool) bool {
 	return n >= len(want)-1
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startHAProxy starts haproxy as a child of the test process (the holder's
 // rule lets only the wrapper's children in: the test process plays the
-// wrapper) and kills it at the end.
+// wrapper), killed at the end of the test; its output is logged if the test
+// failed.
 func startHAProxy(t *testing.T, bin string, args ...string) int {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
-	out := &strings.Builder{}
+	out := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	p := testutil.Start(t, cmd)
 	t.Cleanup(func() {
-		_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
-		_ = cmd.Wait()
 		if t.Failed() {
 			t.Logf("haproxy %v output:\n%s", args, out.String())
 		}
 	})
-	return cmd.Process.Pid
-}
-
-func waitFile(t *testing.T, path string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not appear within 10 s", path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return p.Pid()
 }

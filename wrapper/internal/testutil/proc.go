@@ -25,12 +25,31 @@ type Proc struct {
 // waits for cmd to end, 10 s at the most.
 func Start(t testing.TB, cmd *exec.Cmd) *Proc {
 	t.Helper()
+	p, err := StartGroup(cmd)
+	if err != nil {
+		t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("pid %d (%s) did not end after SIGKILL", cmd.Process.Pid, cmd.Path)
+		}
+	})
+	return p
+}
+
+// StartGroup starts cmd in a process group of its own and waits for it in
+// the background; ending the group is the caller's business (Start ends it
+// at the end of the test; the bench, which has no test, ends its own).
+func StartGroup(cmd *exec.Cmd) (*Proc, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &Proc{Cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -41,15 +60,7 @@ func Start(t testing.TB, cmd *exec.Cmd) *Proc {
 		}
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("pid %d (%s) did not end after SIGKILL", cmd.Process.Pid, cmd.Path)
-		}
-	})
-	return p
+	return p, nil
 }
 
 // Pid is the process's pid.

@@ -3,8 +3,11 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
 	"net"
+	"os"
 	"sync"
+	"testing"
 )
 
 // Buffer collects a process's output; safe for a writer and readers at once.
@@ -33,4 +36,28 @@ func FreePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Port is a TCP port free on 127.0.0.1 at the time of the call (FreePort);
+// the test fails when there is none.
+func Port(t testing.TB) int {
+	t.Helper()
+	p, err := FreePort()
+	if err != nil {
+		t.Fatalf("no free TCP port on 127.0.0.1: %v", err)
+	}
+	return p
+}
+
+// Unavailable ends a test that needs what this machine lacks (a program, a
+// package, a systemd to boot), said by format and args: under CI=true,
+// where make deps installs all the tests need, the test fails; elsewhere it
+// is skipped.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: failing instead of skipping)", msg)
+	}
+	t.Skipf("%s (skipped: CI=true makes this a failure)", msg)
 }

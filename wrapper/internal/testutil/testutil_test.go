@@ -1,9 +1,15 @@
 package testutil
 
 import (
+	"bufio"
 	"errors"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,5 +72,82 @@ func TestErrWithin(t *testing.T) {
 	ch <- nil
 	if err := ErrWithin(ch, time.Second); err != nil {
 		t.Fatalf("ErrWithin = %v, want nil", err)
+	}
+}
+
+// inodeOf is the inode of a socket of this process.
+func inodeOf(t *testing.T, s interface{ File() (*os.File, error) }) uint64 {
+	t.Helper()
+	f, err := s.File() // a copy of the descriptor: the same socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func TestListenInodes(t *testing.T) {
+	tcp, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	uds, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(ShortDir(t), "l.sock"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uds.Close()
+	conn, err := net.DialTCP("tcp", nil, tcp.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tcpIno, udsIno, connIno := inodeOf(t, tcp), inodeOf(t, uds), inodeOf(t, conn)
+
+	all := ListenInodes(t, os.Getpid(), "tcp", "tcp6", "unix")
+	if !slices.Contains(all, tcpIno) || !slices.Contains(all, udsIno) || slices.Contains(all, connIno) || !slices.IsSorted(all) {
+		t.Errorf("ListenInodes(tcp, tcp6, unix) = %v: want sorted, with %d (TCP) and %d (unix), without %d (connected)", all, tcpIno, udsIno, connIno)
+	}
+	if got := ListenInodes(t, os.Getpid(), "tcp"); !slices.Contains(got, tcpIno) || slices.Contains(got, udsIno) {
+		t.Errorf("ListenInodes(tcp) = %v: want %d (TCP), not %d (unix)", got, tcpIno, udsIno)
+	}
+	port := tcp.Addr().(*net.TCPAddr).Port
+	if got := ListenInodesOnPort(t, port); !slices.Equal(got, []uint64{tcpIno}) {
+		t.Errorf("ListenInodesOnPort(%d) = %v, want [%d]", port, got, tcpIno)
+	}
+}
+
+func TestHoldConns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lines := make(chan string, 3)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				l, _ := bufio.NewReader(c).ReadString('\n')
+				lines <- l
+			}()
+		}
+	}()
+	conns := HoldConns(t, ln.Addr().String(), 3)
+	if len(conns) != 3 {
+		t.Fatalf("%d connections, want 3", len(conns))
+	}
+	for i := 0; i < 3; i++ {
+		if got := Recv(t, lines, 5*time.Second, "first line of a held connection"); got != "GET / HTTP/1.1\r\n" {
+			t.Errorf("held connection %d sent %q, want the first line of a request", i+1, got)
+		}
 	}
 }
