@@ -3,10 +3,10 @@ package haproxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -199,33 +199,50 @@ func WaitPIDFileReady(ctx context.Context, pidFile string, pid int) ([]int, erro
 // Listeners counts the listening sockets process pid holds (TCP in LISTEN
 // state, bound UDP, listening unix stream sockets), leaving out the unix
 // sockets at the paths in except (the wrapper's private readiness socket):
-// what haproxy itself counts to refuse a configuration with no listener.
+// what haproxy itself counts to refuse a configuration with no listener. A
+// process without any socket (gone, or a zombie) is an error.
+//
+// The TCP listeners come from sock_diag (proc.TCPInodes), which walks only
+// the kernel's listening hash: /proc/PID/net/tcp walks every bucket of the
+// established one too, about 5 ms a table even on an idle host (2 vCPU,
+// 2026-12-03), and this count runs once a reload in the loop and at each
+// poll of the wait for the old generations to stop listening. /proc is
+// read only when sock_diag is refused (a seccomp filter, no netlink).
 func Listeners(pid int, except ...string) (int, error) {
-	inodes, err := socketInodes(pid)
+	inodes, err := proc.SocketInodes(pid)
 	if err != nil {
 		return 0, err
 	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("pid %d holds no socket", pid)
+	}
+	mine := func(field string) bool {
+		ino, err := strconv.ParseUint(field, 10, 64)
+		return err == nil && inodes[ino]
+	}
 	n := 0
-	for _, t := range []struct {
-		file   string
-		listen func(fields []string) bool
-		// sorted: the kernel lists the listening sockets first (its
-		// listening hash, then the established one, TIME_WAIT included):
-		// the read stops at the first other line, so it costs the number
-		// of listeners, not of every connection on the host.
-		sorted bool
-	}{
-		{"tcp", func(f []string) bool { return f[3] == "0A" }, true},
-		{"tcp6", func(f []string) bool { return f[3] == "0A" }, true},
+	tables := []procTable{
 		{"udp", func(f []string) bool { return f[3] == "07" }, false},
 		{"udp6", func(f []string) bool { return f[3] == "07" }, false},
-	} {
+	}
+	if tcp, err := tcpListeners(); err == nil {
+		for ino := range tcp {
+			if inodes[ino] {
+				n++
+			}
+		}
+	} else {
+		tables = append(tables,
+			procTable{"tcp", func(f []string) bool { return f[3] == "0A" }, true},
+			procTable{"tcp6", func(f []string) bool { return f[3] == "0A" }, true})
+	}
+	for _, t := range tables {
 		n += countTable(fmt.Sprintf("/proc/%d/net/%s", pid, t.file), 1, func(f []string) (bool, bool) {
 			if len(f) <= 9 {
 				return false, false
 			}
 			listening := t.listen(f)
-			return listening && inodes[f[9]], t.sorted && !listening
+			return listening && mine(f[9]), t.sorted && !listening
 		})
 	}
 	skip := map[string]bool{}
@@ -234,7 +251,7 @@ func Listeners(pid int, except ...string) (int, error) {
 	}
 	// /proc/net/unix: Num RefCount Protocol Flags Type St Inode Path
 	n += countTable(fmt.Sprintf("/proc/%d/net/unix", pid), 1, func(f []string) (bool, bool) {
-		if len(f) < 7 || !inodes[f[6]] {
+		if len(f) < 7 || !mine(f[6]) {
 			return false, false
 		}
 		if len(f) >= 8 && skip[BoundPath(f[7])] {
@@ -243,6 +260,21 @@ func Listeners(pid int, except ...string) (int, error) {
 		return f[3] == "00010000", false // __SO_ACCEPTCON: listening
 	})
 	return n, nil
+}
+
+// tcpListeners is the TCP sockets in LISTEN state of the network namespace,
+// by sock_diag (a test replaces it to see the /proc way).
+var tcpListeners = func() (map[uint64]bool, error) { return proc.TCPInodes(1 << proc.TCPListen) }
+
+// procTable is a /proc/PID/net table of inet sockets, and which of its
+// lines are listeners.
+type procTable struct {
+	file   string
+	listen func(fields []string) bool
+	// sorted: the kernel lists the listening sockets first (its listening
+	// hash, then the established one, TIME_WAIT included): the read stops
+	// at the first other line.
+	sorted bool
 }
 
 // BoundPath is the path a unix socket was asked for: haproxy binds
@@ -256,25 +288,6 @@ func BoundPath(p string) string {
 		return base[:i]
 	}
 	return p
-}
-
-func socketInodes(pid int) (map[string]bool, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	fds, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	inodes := map[string]bool{}
-	for _, fd := range fds {
-		l, err := os.Readlink(filepath.Join(dir, fd.Name()))
-		if err == nil && strings.HasPrefix(l, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
-		}
-	}
-	if len(inodes) == 0 && len(fds) == 0 {
-		return nil, errors.New("no file descriptors")
-	}
-	return inodes, nil
 }
 
 // countTable counts the lines of a /proc table that match, after skipLines;
