@@ -207,7 +207,8 @@ func WaitPIDFileReady(ctx context.Context, pidFile string, pid int) ([]int, erro
 // established one too, about 5 ms a table even on an idle host (2 vCPU,
 // 2026-12-03), and this count runs once a reload in the loop and at each
 // poll of the wait for the old generations to stop listening. /proc is
-// read only when sock_diag is refused (a seccomp filter, no netlink).
+// read when sock_diag is refused (a seccomp filter, no netlink) or pid is
+// in another network namespace than the wrapper.
 func Listeners(pid int, except ...string) (int, error) {
 	inodes, err := proc.SocketInodes(pid)
 	if err != nil {
@@ -225,13 +226,18 @@ func Listeners(pid int, except ...string) (int, error) {
 		{"udp", func(f []string) bool { return f[3] == "07" }, false},
 		{"udp6", func(f []string) bool { return f[3] == "07" }, false},
 	}
-	if tcp, err := tcpListeners(); err == nil {
-		for ino := range tcp {
-			if inodes[ino] {
-				n++
+	fromProc := true
+	if sameNetNS(pid) {
+		if tcp, err := tcpListeners(); err == nil {
+			fromProc = false
+			for ino := range tcp {
+				if inodes[ino] {
+					n++
+				}
 			}
 		}
-	} else {
+	}
+	if fromProc {
 		tables = append(tables,
 			procTable{"tcp", func(f []string) bool { return f[3] == "0A" }, true},
 			procTable{"tcp6", func(f []string) bool { return f[3] == "0A" }, true})
@@ -265,6 +271,18 @@ func Listeners(pid int, except ...string) (int, error) {
 // tcpListeners is the TCP sockets in LISTEN state of the network namespace,
 // by sock_diag (a test replaces it to see the /proc way).
 var tcpListeners = func() (map[uint64]bool, error) { return proc.TCPInodes(1 << proc.TCPListen) }
+
+// sameNetNS tells whether pid is in this process's network namespace,
+// the one sock_diag answers for (a HAPROXY_BIN that runs haproxy through
+// "ip netns exec" puts it in another).
+func sameNetNS(pid int) bool {
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		return false
+	}
+	other, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	return err == nil && other == self
+}
 
 // procTable is a /proc/PID/net table of inet sockets, and which of its
 // lines are listeners.

@@ -69,33 +69,51 @@ func sockDiagDump(fd int, seq uint32, family uint8, mask uint32, out map[uint64]
 		if err != nil {
 			return fmt.Errorf("sock_diag answer: %w", err)
 		}
-		for b := buf[:n]; len(b) >= unix.SizeofNlMsghdr; {
-			l := int(ne.Uint32(b[0:]))
-			typ, mseq := ne.Uint16(b[4:]), ne.Uint32(b[8:])
-			if l < unix.SizeofNlMsghdr || l > len(b) {
-				return errors.New("sock_diag: malformed answer")
-			}
-			data := b[unix.SizeofNlMsghdr:l]
-			b = b[min((l+3)&^3, len(b)):]
-			if mseq != seq {
-				continue
-			}
-			switch typ {
-			case unix.NLMSG_DONE:
-				return nil
-			case unix.NLMSG_ERROR:
-				if len(data) >= 4 {
-					if code := int32(ne.Uint32(data)); code != 0 {
-						return fmt.Errorf("sock_diag: %w", unix.Errno(-code))
-					}
-				}
-				return errors.New("sock_diag: error answer")
-			}
-			if len(data) >= inetDiagMsgInode+4 {
-				out[uint64(ne.Uint32(data[inetDiagMsgInode:]))] = true
-			}
+		if done, err := parseDiagAnswer(buf[:n], seq, out); done || err != nil {
+			return err
 		}
 	}
+}
+
+// parseDiagAnswer reads one datagram of a sock_diag dump's answer to the
+// request seq, adding the inodes it lists to out; done tells that the dump
+// ended (NLMSG_DONE), err that it failed.
+func parseDiagAnswer(b []byte, seq uint32, out map[uint64]bool) (done bool, err error) {
+	ne := binary.NativeEndian
+	for len(b) >= unix.SizeofNlMsghdr {
+		l := int(ne.Uint32(b[0:]))
+		typ, mseq := ne.Uint16(b[4:]), ne.Uint32(b[8:])
+		if l < unix.SizeofNlMsghdr || l > len(b) {
+			return false, errors.New("sock_diag: malformed answer")
+		}
+		data := b[unix.SizeofNlMsghdr:l]
+		b = b[min((l+3)&^3, len(b)):]
+		if mseq != seq {
+			continue
+		}
+		switch typ {
+		case unix.NLMSG_DONE:
+			// A dump that failed half-way says so here, not in an
+			// NLMSG_ERROR: a negative errno in the payload.
+			if len(data) >= 4 {
+				if code := int32(ne.Uint32(data)); code < 0 {
+					return true, fmt.Errorf("sock_diag dump: %w", unix.Errno(-code))
+				}
+			}
+			return true, nil
+		case unix.NLMSG_ERROR:
+			if len(data) >= 4 {
+				if code := int32(ne.Uint32(data)); code != 0 {
+					return true, fmt.Errorf("sock_diag: %w", unix.Errno(-code))
+				}
+			}
+			return true, errors.New("sock_diag: error answer")
+		}
+		if len(data) >= inetDiagMsgInode+4 {
+			out[uint64(ne.Uint32(data[inetDiagMsgInode:]))] = true
+		}
+	}
+	return false, nil
 }
 
 // SocketInodes lists the inodes of the sockets among pid's descriptors.

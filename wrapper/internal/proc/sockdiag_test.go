@@ -1,10 +1,15 @@
 package proc
 
 import (
+	"encoding/binary"
+	"errors"
 	"net"
 	"os"
+	"slices"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // inodeOf is the socket inode behind a connection or listener.
@@ -66,5 +71,68 @@ func TestTCPInodes(t *testing.T) {
 		if !own[ino] {
 			t.Errorf("SocketInodes misses the %s's inode %d", name, ino)
 		}
+	}
+}
+
+// diagMsg is one netlink message of a sock_diag answer: its type, sequence
+// number and payload.
+func diagMsg(typ uint16, seq uint32, payload []byte) []byte {
+	l := unix.SizeofNlMsghdr + len(payload)
+	b := make([]byte, (l+3)&^3)
+	ne := binary.NativeEndian
+	ne.PutUint32(b[0:], uint32(l))
+	ne.PutUint16(b[4:], typ)
+	ne.PutUint32(b[8:], seq)
+	copy(b[unix.SizeofNlMsghdr:], payload)
+	return b
+}
+
+// TestParseDiagAnswer: the sockets' inodes are read from the messages of
+// this request only; the dump ends at NLMSG_DONE, and a dump that failed
+// half-way (a negative errno in NLMSG_DONE's payload, as the kernel's
+// netlink_dump_done writes it) or an NLMSG_ERROR is an error, never an
+// empty list.
+func TestParseDiagAnswer(t *testing.T) {
+	sock := func(ino uint32) []byte {
+		p := make([]byte, inetDiagMsgInode+4)
+		binary.NativeEndian.PutUint32(p[inetDiagMsgInode:], ino)
+		return p
+	}
+	errno := func(e unix.Errno) []byte {
+		p := make([]byte, 4)
+		binary.NativeEndian.PutUint32(p, uint32(-int32(e)))
+		return p
+	}
+	const seq = 7
+	for _, tc := range []struct {
+		name   string
+		answer []byte
+		done   bool
+		err    error // errors.Is
+		anyErr bool
+		inodes []uint64
+	}{
+		{"sockets then done", slices.Concat(diagMsg(unix.SOCK_DIAG_BY_FAMILY, seq, sock(11)), diagMsg(unix.SOCK_DIAG_BY_FAMILY, seq, sock(12)), diagMsg(unix.NLMSG_DONE, seq, make([]byte, 4))), true, nil, false, []uint64{11, 12}},
+		{"more to come", diagMsg(unix.SOCK_DIAG_BY_FAMILY, seq, sock(11)), false, nil, false, []uint64{11}},
+		{"another request's", slices.Concat(diagMsg(unix.SOCK_DIAG_BY_FAMILY, seq+1, sock(99)), diagMsg(unix.NLMSG_DONE, seq, nil)), true, nil, false, nil},
+		{"dump failed in done", slices.Concat(diagMsg(unix.SOCK_DIAG_BY_FAMILY, seq, sock(11)), diagMsg(unix.NLMSG_DONE, seq, errno(unix.ENOENT))), true, unix.ENOENT, true, []uint64{11}},
+		{"error answer", diagMsg(unix.NLMSG_ERROR, seq, errno(unix.EPERM)), true, unix.EPERM, true, nil},
+		{"malformed", []byte{200, 0, 0, 0, 3, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0}, false, nil, true, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := map[uint64]bool{}
+			done, err := parseDiagAnswer(tc.answer, seq, out)
+			if done != tc.done || (err != nil) != tc.anyErr || (tc.err != nil && !errors.Is(err, tc.err)) {
+				t.Errorf("done %v, err %v; want done %v, error %v (%v)", done, err, tc.done, tc.anyErr, tc.err)
+			}
+			var got []uint64
+			for ino := range out {
+				got = append(got, ino)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.inodes) {
+				t.Errorf("inodes %v, want %v", got, tc.inodes)
+			}
+		})
 	}
 }
