@@ -127,7 +127,7 @@ func TestListenersOtherNetNS(t *testing.T) {
 	if err != nil || line != "listening\n" {
 		t.Fatalf("the child in its own network namespace said %q (%v): unshare --net needs root", line, err)
 	}
-	if sameNetNS(p.Pid()) {
+	if proc.SameNetNS(p.Pid()) {
 		t.Fatal("the child is in the test's network namespace: unshare --net did not take")
 	}
 	if got := count(t, p.Pid()); got != 1 {

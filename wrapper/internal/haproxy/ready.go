@@ -227,7 +227,7 @@ func Listeners(pid int, except ...string) (int, error) {
 		{"udp6", func(f []string) bool { return f[3] == "07" }, false},
 	}
 	fromProc := true
-	if sameNetNS(pid) {
+	if proc.SameNetNS(pid) {
 		if tcp, err := tcpListeners(); err == nil {
 			fromProc = false
 			for ino := range tcp {
@@ -272,18 +272,6 @@ func Listeners(pid int, except ...string) (int, error) {
 // by sock_diag (a test replaces it to see the /proc way).
 var tcpListeners = func() (map[uint64]bool, error) { return proc.TCPInodes(1 << proc.TCPListen) }
 
-// sameNetNS tells whether pid is in this process's network namespace,
-// the one sock_diag answers for (a HAPROXY_BIN that runs haproxy through
-// "ip netns exec" puts it in another).
-func sameNetNS(pid int) bool {
-	self, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		return false
-	}
-	other, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-	return err == nil && other == self
-}
-
 // procTable is a /proc/PID/net table of inet sockets, and which of its
 // lines are listeners.
 type procTable struct {
@@ -302,7 +290,7 @@ func BoundPath(p string) string {
 		return p
 	}
 	base := strings.TrimSuffix(p, ".tmp")
-	if i := strings.LastIndexByte(base, '.'); i > 0 && strings.Trim(base[i+1:], "0123456789") == "" {
+	if i := strings.LastIndexByte(base, '.'); i > 0 && i < len(base)-1 && strings.Trim(base[i+1:], "0123456789") == "" {
 		return base[:i]
 	}
 	return p

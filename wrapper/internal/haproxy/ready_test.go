@@ -9,6 +9,7 @@ func TestBoundPath(t *testing.T) {
 		{"/run/x/a.tmp", "/run/x/a.tmp"},
 		{"/run/x/a.b.tmp", "/run/x/a.b.tmp"},
 		{"/run/x/a.x.tmp", "/run/x/a.x.tmp"},
+		{"/run/x/a.sock..tmp", "/run/x/a.sock..tmp"}, // no pid between the dots
 	} {
 		if got := BoundPath(tt.in); got != tt.want {
 			t.Errorf("BoundPath(%q) = %q, want %q", tt.in, got, tt.want)

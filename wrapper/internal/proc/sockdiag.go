@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -114,6 +115,21 @@ func parseDiagAnswer(b []byte, seq uint32, out map[uint64]bool) (done bool, err 
 		}
 	}
 	return false, nil
+}
+
+// ownNetNS is this process's network namespace, the one sock_diag answers
+// for ("net:[INODE]"; "" when /proc does not say).
+var ownNetNS = sync.OnceValue(func() string {
+	ns, _ := os.Readlink("/proc/self/ns/net")
+	return ns
+})
+
+// SameNetNS tells whether pid is in this process's network namespace, so
+// that what TCPInodes lists covers its sockets (a HAPROXY_BIN that runs
+// haproxy through "ip netns exec" puts it in another).
+func SameNetNS(pid int) bool {
+	other, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	return err == nil && other != "" && other == ownNetNS()
 }
 
 // SocketInodes lists the inodes of the sockets among pid's descriptors.

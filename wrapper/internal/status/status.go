@@ -82,7 +82,11 @@ func (r *Report) Fill() {
 				established, _ = proc.TCPInodes(1 << proc.TCPEstablished) // nil on error: /proc instead
 				asked = true
 			}
-			g.CurrConns = EstablishedConns(g.PID, established)
+			if proc.SameNetNS(g.PID) {
+				g.CurrConns = EstablishedConns(g.PID, established)
+			} else {
+				g.CurrConns = EstablishedConns(g.PID, nil) // sock_diag sees only the wrapper's namespace
+			}
 			if g.CurrConns > 0 {
 				r.DrainingConns += g.CurrConns
 			}
