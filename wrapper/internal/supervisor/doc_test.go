@@ -227,6 +227,7 @@ func TestDocRooms(t *testing.T) {
 	}
 	fset := token.NewFileSet()
 	files := map[string]*ast.File{}
+	biggest, biggestRoom := 0, ""
 	for _, n := range names {
 		if strings.HasSuffix(n, "_test.go") || n == "doc.go" {
 			continue
@@ -239,10 +240,15 @@ func TestDocRooms(t *testing.T) {
 			t.Fatal(err)
 		}
 		files[n] = f
-		if lines := fset.File(f.Pos()).LineCount(); lines > maxRoom {
+		lines := fset.File(f.Pos()).LineCount()
+		if lines > maxRoom {
 			t.Errorf("%s has %d lines: a room holds %d at the most, split it by what happens in it", n, lines, maxRoom)
 		}
+		if lines > biggest {
+			biggest, biggestRoom = lines, n
+		}
 	}
+	t.Logf("largest room: %s, %d lines (at most %d)", biggestRoom, biggest, maxRoom)
 	text := readme(t)
 	for n := range rank {
 		if files[n] == nil {
@@ -277,12 +283,19 @@ func TestDocRooms(t *testing.T) {
 			}
 		}
 	}
+	mostMethods, mostMethodsRoom := 0, ""
+	defer func() {
+		t.Logf("most lines of Supervisor's methods in one room: %s, %d (at most %d)", mostMethodsRoom, mostMethods, maxMethods)
+	}()
 	for n, f := range files {
 		lines := 0
 		for _, d := range f.Decls {
 			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv != nil && recvType(fd.Recv) == "Supervisor" {
 				lines += fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
 			}
+		}
+		if lines > mostMethods {
+			mostMethods, mostMethodsRoom = lines, n
 		}
 		if lines > maxMethods {
 			t.Errorf("%s holds %d lines of Supervisor's methods: at most %d a file", n, lines, maxMethods)

@@ -51,8 +51,9 @@ func (s *Supervisor) queueReload(why string, req *control.Request) {
 
 // beginReload begins the way to a new generation. A reload (trigger: the
 // signal or the reload command; req, when the command asked, waits for the
-// outcome) says RELOADING=1 first; the first start (triggerStart) and a
-// respawn (triggerRespawn) did their own part before. Then a helper waits
+// outcome) says RELOADING=1 first; a respawn (triggerRespawn) said its
+// own, and both record when and why the reload began. The first start
+// (triggerStart) only checks. Then a helper waits
 // for the configuration to be at rest (not on the first start: nothing to
 // lose) and checks it, unless HAPROXY_WRAPPER_CHECK_CONFIG is off; its
 // event is decided already: EvCheckPassed, or EvStartFailed with haproxy's
@@ -62,14 +63,14 @@ func (s *Supervisor) beginReload(trigger string, req *control.Request) {
 	var paths []string
 	if trigger != triggerStart {
 		paths = configPaths(s.cfg.Inv.Args)
+		s.noX = false
+		s.st.ReloadStarted = time.Now()
+		s.st.Trigger = trigger
 	}
 	if trigger != triggerStart && trigger != triggerRespawn {
 		if req != nil {
 			s.waiters = append(s.waiters, req)
 		}
-		s.noX = false
-		s.st.ReloadStarted = time.Now()
-		s.st.Trigger = trigger
 		logx.Noticef("reloading (%s)", trigger)
 		s.notify.Reloading("reloading haproxy (" + trigger + ")")
 	}
@@ -155,7 +156,7 @@ func (s *Supervisor) spawn() error {
 	}
 	noX := s.noX
 	s.st.NextGen++
-	g := &generation{Gen: s.st.NextGen, Started: time.Now()}
+	g := &generation{Gen: s.st.NextGen, Started: time.Now(), Reload: reload}
 	var old []int
 	xs := ""
 	if reload {
@@ -216,6 +217,9 @@ func (s *Supervisor) spawn() error {
 	s.st.Gens = append(s.st.Gens, g)
 	s.starting = g
 	logx.Infof("started haproxy generation %d, pid %d: %s", g.Gen, pid, strings.Join(argv, " "))
+	if reload {
+		logx.Debugf("generation %d spawned %s after the reload began", g.Gen, time.Since(s.st.ReloadStarted).Round(10*time.Microsecond))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Settings.StartTimeout)
 	g.cancel = cancel
 	legacy, pidFile := s.st.Mode == haproxy.ModeLegacy, s.cfg.Inv.PIDFile

@@ -51,9 +51,6 @@ func (s *Supervisor) beginRespawn(g *generation, ws unix.WaitStatus) {
 	s.st.RespawnTimes = append(s.st.RespawnTimes, time.Now())
 	s.st.Respawns++
 	s.crashWS = ws
-	s.noX = false
-	s.st.ReloadStarted = time.Now()
-	s.st.Trigger = triggerRespawn
 	logx.Errorf("haproxy generation %d (pid %d) died (%s): respawning from %d held listening socket(s) (respawn %d of %d a minute)",
 		g.Gen, g.Pid, proc.DescribeStatus(ws), s.holder.Len(), len(s.st.RespawnTimes), s.cfg.Settings.RespawnLimit)
 	s.notify.Status(fmt.Sprintf("haproxy generation %d died (%s): respawning", g.Gen, proc.DescribeStatus(ws)))

@@ -67,7 +67,6 @@ func (s *Supervisor) versionKnown(ev event) *follow {
 	}
 	s.st.NoPipe = ev.mode == haproxy.ModeLegacy && !haproxy.LegacyPipe(ev.text)
 	s.st.StartedAt = time.Now()
-	s.st.Image = s.image
 	ready := ""
 	if s.st.NoPipe {
 		ready = ", ready when its pid file names its live processes (no HAPROXY_WRAPPER_FD before 1.5.19 and in 1.6)"

@@ -85,7 +85,7 @@ func (s *Supervisor) forwardStop(sig unix.Signal, why string, requested bool) *f
 // end the way a stop ends it gives the exit code (a reload's generation that
 // never served does not count).
 func (s *Supervisor) stopExit(g *generation, ws unix.WaitStatus) {
-	if g != nil && !g.Ready && g.Gen > 1 {
+	if g != nil && !g.Ready && g.Reload {
 		// A reload's (or respawn's) new generation, still starting when
 		// the stop came: how it ends (e.g. its -x exchange cut short by
 		// the old one's stop) says nothing of the service.

@@ -57,7 +57,6 @@ type state struct {
 	WroteWrapperPID bool                  `json:"wrote_wrapper_pid"`
 	NotifyWarned    bool                  `json:"notify_warned"`
 	Retired         int                   `json:"retired"`
-	Image           imageID               `json:"image"`
 	Respawns        int                   `json:"respawns"`
 	RespawnTimes    []time.Time           `json:"respawn_times,omitempty"` // in the last minute (HAPROXY_WRAPPER_RESPAWN_LIMIT)
 	Held            []heldMeta            `json:"held,omitempty"`          // the held sockets, in the order of the hand-over's files
@@ -195,6 +194,7 @@ type generation struct {
 	WithX     bool      `json:"with_x,omitempty"`
 	XSock     string    `json:"x_sock,omitempty"`   // where its -x pointed
 	Retiring  bool      `json:"retiring,omitempty"` // got SIGTERM from a drain limit
+	Reload    bool      `json:"reload,omitempty"`   // started by a reload or a respawn, not the first start
 
 	out     *haproxy.Output
 	cancel  context.CancelFunc // ends the readiness wait

@@ -37,6 +37,7 @@ func (s *Supervisor) ready(g *generation, err error) *follow {
 		_ = unix.Kill(g.Pid, unix.SIGKILL)
 		return nil
 	}
+	answered, checkFrom := time.Since(g.Started), time.Now()
 	if s.st.Mode == haproxy.ModeForeground {
 		if n, err := haproxy.Listeners(g.Pid, g.ReadySock); err == nil && n == 0 {
 			// haproxy alone refuses a configuration without any
@@ -46,6 +47,8 @@ func (s *Supervisor) ready(g *generation, err error) *follow {
 			return nil
 		}
 	}
+	logx.Debugf("generation %d answered %s after its spawn; its listener check took %s",
+		g.Gen, answered.Round(10*time.Microsecond), time.Since(checkFrom).Round(10*time.Microsecond))
 	g.cancel()
 	var stopping []int
 	for _, o := range s.st.Gens {
@@ -67,7 +70,10 @@ func (s *Supervisor) ready(g *generation, err error) *follow {
 	// a request sent after "reload" returned reaches the new one.
 	s.helpers++
 	go func() {
-		s.events <- event{kind: evOldStopped, gen: g, err: waitStoppedListening(stopping, oldStopTimeout)}
+		from := time.Now()
+		err := waitStoppedListening(stopping, oldStopTimeout)
+		logx.Debugf("the old generation(s) stopped listening %s after SIGUSR1", time.Since(from).Round(10*time.Microsecond))
+		s.events <- event{kind: evOldStopped, gen: g, err: err}
 	}()
 	return nil
 }

@@ -137,7 +137,6 @@ func Resume(cfg Config, rcv handoff.Received) (*Supervisor, error) {
 		return nil, fmt.Errorf("hand-off state: %w", err)
 	}
 	s.notify.SetWarned(s.st.NotifyWarned)
-	s.st.Image = s.image
 	for _, g := range s.st.Gens {
 		s.r.Watch(g.Pid, s.exits)
 	}
