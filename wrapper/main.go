@@ -93,55 +93,54 @@ func superviseSteps(argv []string) (int, bool) {
 		}
 		return proc.ForkDaemon(self, argv[1:], fds, names), false
 	}
-	if !resumed {
-		for _, n := range inv.Notes {
-			logx.Noticef("%s", n)
-		}
-	}
 	cfg := supervisor.Config{
 		Settings: set, Inv: inv, Bin: haproxy.Locate(set.HAProxyBin, self), Self: self, Argv: argv,
 		Signals: signals, DaemonPipe: daemonPipe, Version: version,
 	}
-	if !resumed {
-		// The runtime folder is the wrapper's own, one instance's only.
-		if err := proc.EnsurePrivateDir(set.RuntimeDir, "HAPROXY_WRAPPER_RUNTIME_DIR"); err != nil {
-			logx.Errorf("%v", err)
-			return proc.ExitUsage, true
-		}
-		lock, err := proc.Lock(set.RuntimeDir, "HAPROXY_WRAPPER_RUNTIME_DIR")
-		if err != nil {
-			logx.Errorf("%v", err)
-			return proc.ExitUsage, true
-		}
-		cfg.Lock = lock
-		ctl, err := control.Listen(set.ControlSocket)
-		switch {
-		case errors.Is(err, control.ErrInUse):
-			logx.Errorf("%v", err)
-			return proc.ExitUsage, true
-		case err != nil:
-			logx.Warningf("%v; 'reload' and 'status' commands unavailable, signals still work", err)
-		}
-		cfg.Control = ctl
-		holder, err := listeners.Listen(filepath.Join(set.RuntimeDir, supervisor.HolderSocketName))
-		if err != nil {
-			logx.Warningf("%v: reloads take the listening sockets from the serving generation; no respawn or restart from held sockets", err)
-		}
-		cfg.Holder, cfg.Inherited = holder, inherited
-	}
 	if resumed {
-		if herr != nil {
+		// An upgrade's new image: the old one held the lock, the control
+		// and hand-over sockets, and handed them over with the state.
+		var s *supervisor.Supervisor
+		err := herr
+		if err == nil {
+			s, err = supervisor.Resume(cfg, rcv)
+		}
+		if err != nil {
 			// The children are ours, but their state is unknown: stop
 			// them rather than leave them unsupervised.
-			logx.Errorf("%v: stopping every haproxy child", herr)
-			return proc.StopChildren(), true
-		}
-		s, err := supervisor.Resume(cfg, rcv)
-		if err != nil {
 			logx.Errorf("%v: stopping every haproxy child", err)
-			return proc.StopChildren(), true
+			proc.StopChildren()
+			return proc.ExitStartFailed, true
 		}
 		return s.Run(true), true
 	}
+	for _, n := range inv.Notes {
+		logx.Noticef("%s", n)
+	}
+	// The runtime folder is the wrapper's own, one instance's only.
+	if err := proc.EnsurePrivateDir(set.RuntimeDir, "HAPROXY_WRAPPER_RUNTIME_DIR"); err != nil {
+		logx.Errorf("%v", err)
+		return proc.ExitUsage, true
+	}
+	lock, err := proc.Lock(set.RuntimeDir, "HAPROXY_WRAPPER_RUNTIME_DIR")
+	if err != nil {
+		logx.Errorf("%v", err)
+		return proc.ExitUsage, true
+	}
+	cfg.Lock = lock
+	ctl, err := control.Listen(set.ControlSocket)
+	switch {
+	case errors.Is(err, control.ErrInUse):
+		logx.Errorf("%v", err)
+		return proc.ExitUsage, true
+	case err != nil:
+		logx.Warningf("%v; 'reload' and 'status' commands unavailable, signals still work", err)
+	}
+	cfg.Control = ctl
+	holder, err := listeners.Listen(filepath.Join(set.RuntimeDir, supervisor.HolderSocketName))
+	if err != nil {
+		logx.Warningf("%v: reloads take the listening sockets from the serving generation; no respawn or restart from held sockets", err)
+	}
+	cfg.Holder, cfg.Inherited = holder, inherited
 	return supervisor.New(cfg).Run(false), true
 }

@@ -9,7 +9,7 @@
 //     the wrapper's private folder, so "-x" works on every reload without any
 //     configuration, after a crash (the dead process cannot answer), and on
 //     the first start after a restart (sockets that systemd kept in its file
-//     descriptor store, or bound for a .socket unit, see Inherit).
+//     descriptor store, or bound for a .socket unit, see FromEnv).
 //
 // The exchange (haproxy >= 1.8, src/cli.c _getsocks and
 // sock_get_old_sockets in src/sock.c, src/haproxy.c before 2.3): the client
@@ -55,7 +55,7 @@ type Socket struct {
 	NS    string // network namespace name ("namespace" on the bind line)
 	Iface string // interface name ("interface" on the bind line)
 	Opts  uint32 // listener options (haproxy 1.8-2.2), else 0
-	// Name is the FDNAME systemd passed the socket under (Inherit), ""
+	// Name is the FDNAME systemd passed the socket under (FromEnv), ""
 	// for a socket taken from haproxy.
 	Name string
 }

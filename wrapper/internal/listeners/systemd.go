@@ -91,23 +91,20 @@ func ParseListenEnv(listenPID, listenFDs, listenNames string, pid int) (n int, n
 	return n, names[:n], nil
 }
 
-// Inherited is what Inherit found: the sockets to hand over, and one line
+// Inherited is what FromEnv found: the sockets to hand over, and one line
 // for each passed descriptor that is not one.
 type Inherited struct {
 	Sockets []Socket
 	Notes   []string
 }
 
-// Inherit takes the n descriptors systemd passed (fd 3 on): each listening
-// socket is held, with the namespace, interface and options its store name
-// carries, or, for a socket a .socket unit bound, the options computed from
-// the socket itself; anything else is closed with a note. The descriptors
-// are made close-on-exec.
-func Inherit(n int, names []string) Inherited { return InheritFrom(listenFDsStart, n, names) }
-
-// InheritFrom is Inherit for descriptors passed from start on (a -D parent
-// passes them on after its pipe).
-func InheritFrom(start, n int, names []string) Inherited {
+// inheritFrom takes the n descriptors passed from fd start on (systemd's
+// from 3, a -D parent's after its pipe): each listening socket is held,
+// with the namespace, interface and options its store name carries, or,
+// for a socket a .socket unit bound, the options computed from the socket
+// itself; anything else is closed with a note. The descriptors are made
+// close-on-exec.
+func inheritFrom(start, n int, names []string) Inherited {
 	var in Inherited
 	for i := 0; i < n; i++ {
 		fd := start + i
@@ -160,5 +157,5 @@ func FromEnv(resumed bool) Inherited {
 	if err != nil {
 		return Inherited{Notes: []string{err.Error()}}
 	}
-	return InheritFrom(start, n, nameList)
+	return inheritFrom(start, n, nameList)
 }

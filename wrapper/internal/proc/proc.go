@@ -323,8 +323,8 @@ func ChildrenOf(pid int) []int {
 // StopChildren ends every child of this process after an upgrade's
 // hand-off that cannot be read (the children are this image's, their state
 // unknown: none is left unsupervised): SIGTERM to each, then a wait for as
-// many exits. It returns the wrapper's exit code then, ExitStartFailed.
-func StopChildren() int {
+// many exits.
+func StopChildren() {
 	kids := ChildrenOf(os.Getpid())
 	for _, p := range kids {
 		_ = unix.Kill(p, unix.SIGTERM)
@@ -335,7 +335,6 @@ func StopChildren() int {
 			break
 		}
 	}
-	return ExitStartFailed
 }
 
 // SelfPath is the running binary, absolute (a relative argv[0] must not
