@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
 // server is a loopback HTTP server answering every request with code.
@@ -78,21 +80,11 @@ func TestRunEndsWithItsContext(t *testing.T) {
 	var done atomic.Int64
 	resc := make(chan Result, 1)
 	go func() { resc <- Run(ctx, Options{Addr: addr, Workers: 2, Done: &done}) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for done.Load() < 10 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d requests finished within 10 s", done.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, "10 requests to finish", func() bool { return done.Load() >= 10 })
 	cancel()
-	select {
-	case res := <-resc:
-		if res.Sent < 10 || res.Failed != 0 {
-			t.Errorf("got %s, want at least 10 sent, 0 failed", res)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10 s of its context's end")
+	res := testutil.Recv(t, resc, 10*time.Second, "Run's result after its context's end")
+	if res.Sent < 10 || res.Failed != 0 {
+		t.Errorf("got %s, want at least 10 sent, 0 failed", res)
 	}
 }
 
