@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,12 +155,7 @@ func TestDiscover(t *testing.T) {
 	}
 	mkdir(t, filepath.Join(base, "stopped"), 0o700)
 	stale := filepath.Join(mkdir(t, filepath.Join(base, "killed"), 0o700), ControlSocketName)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	testutil.StaleSocket(t, stale)
 	open := mkdir(t, filepath.Join(base, "open"), 0o777)
 	fakeWrapper(t, filepath.Join(open, ControlSocketName), status.Report{Serving: true}, nil)
 	if err := os.Symlink(filepath.Join(base, "haproxy@alpha"), filepath.Join(base, "link")); err != nil {
@@ -301,16 +295,11 @@ func TestConfigFiles(t *testing.T) {
 		}
 		// The child's /proc/PID/cmdline names the shell only once its
 		// exec is complete (os/exec may return a moment before).
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		if err := testutil.Poll(5*time.Second, time.Millisecond, func() (bool, string) {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid))
-			if strings.HasPrefix(string(b), "/bin/sh\x00") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("pid %d's cmdline never named the shell: %q", cmd.Process.Pid, b)
-			}
-			time.Sleep(time.Millisecond)
+			return strings.HasPrefix(string(b), "/bin/sh\x00"), fmt.Sprintf("cmdline %q", b)
+		}); err != nil {
+			t.Fatalf("pid %d's cmdline never named the shell: %v", cmd.Process.Pid, err)
 		}
 		got := configFiles(cmd.Process.Pid)
 		stdin.Close()

@@ -45,26 +45,34 @@ func TestMain(m *testing.M) {
 }
 
 func strangerClient(path, cmd string) int {
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	ans, err := oneLine(path, cmd)
+	os.Stdout.WriteString(ans)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	return 0
+}
+
+// oneLine sends cmd as one line to the server at path and returns all it
+// answers before it closes the connection. A refusal may come before the
+// line is written (EPIPE) or leave it unread (ECONNRESET): the answer is
+// read all the same.
+func oneLine(path, cmd string) (string, error) {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	// A refusal may come before the line is written (EPIPE) or leave it
-	// unread (ECONNRESET): the answer is read all the same.
 	if _, err := io.WriteString(c, cmd+"\n"); err != nil && !errors.Is(err, syscall.EPIPE) {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return "", err
 	}
 	b, err := io.ReadAll(c)
-	os.Stdout.Write(b)
 	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return string(b), err
 	}
-	return 0
+	return string(b), nil
 }
 
 // asStranger runs the test binary as nobody with env set.
@@ -98,13 +106,7 @@ func listen(t *testing.T, path string) *Server {
 // nextRequest is the next request the server delivers, within 10 s.
 func nextRequest(t *testing.T, s *Server) *Request {
 	t.Helper()
-	select {
-	case r := <-s.Requests():
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no request within 10 s")
-		return nil
-	}
+	return testutil.Recv(t, s.Requests(), 10*time.Second, "request")
 }
 
 // ask runs Ask in a goroutine: its answer comes on the channel.
@@ -342,15 +344,7 @@ func TestSquattedPath(t *testing.T) {
 
 	// A leftover: the file stays, nobody listens.
 	left := filepath.Join(testutil.ShortDir(t), "ctl.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: left, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
-	if _, err := os.Lstat(left); err != nil {
-		t.Fatalf("the leftover socket file: %v", err)
-	}
+	testutil.StaleSocket(t, left)
 	s = listen(t, left)
 	ch := ask(left, "reload")
 	nextRequest(t, s).Answer(true, "fresh")
@@ -362,17 +356,11 @@ func TestSquattedPath(t *testing.T) {
 // squatterAnswer is what the server at path answers to one line.
 func squatterAnswer(t *testing.T, path string) string {
 	t.Helper()
-	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	ans, err := oneLine(path, "status")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("asking the server at %s: %v (answer so far %q)", path, err, ans)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, "status\n"); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(c)
-	return string(b)
+	return ans
 }
 
 // TestBoundedAnswers: a line longer than 256 bytes is cut off without an
@@ -457,14 +445,8 @@ func TestPauseQueuesForResume(t *testing.T) {
 	path := filepath.Join(testutil.ShortDir(t), "ctl.sock")
 	s := listen(t, path)
 	first := ask(path, "reload")
-	var handled []*Request
 	// The first request may be delivered before Pause or to its handler.
-	select {
-	case r := <-s.Requests():
-		handled = append(handled, r)
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no request within 10 s")
-	}
+	handled := []*Request{nextRequest(t, s)}
 	s.Pause(5*time.Second, func(r *Request) { handled = append(handled, r) })
 	if len(handled) != 1 {
 		t.Fatalf("%d requests before and during Pause, want 1", len(handled))

@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
@@ -19,33 +20,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// testProc is a started process and the end of its wait.
-type testProc struct {
-	pid  int
-	done chan struct{}
-}
-
-// sleeper starts a process that lives until killed, reaped by the test.
-func sleeper(t *testing.T) testProc {
+// sleeper starts a process that lives until killed (by the test, or by
+// Start's cleanup at the end of the test).
+func sleeper(t *testing.T) *testutil.Proc {
 	t.Helper()
-	c := exec.Command("sleep", "60")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := testProc{pid: c.Process.Pid, done: make(chan struct{})}
-	go func() { _ = c.Wait(); close(p.done) }()
-	t.Cleanup(func() { _ = c.Process.Kill(); <-p.done })
-	return p
-}
-
-// ended waits at most d for p to end and reports whether it did.
-func ended(p testProc, d time.Duration) bool {
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
+	return testutil.Start(t, exec.Command("sleep", "60"))
 }
 
 func startSentinel(t *testing.T, guard, target int) (*Sentinel, <-chan error) {
@@ -73,25 +52,26 @@ func startSentinel(t *testing.T, guard, target int) (*Sentinel, <-chan error) {
 
 func TestSentinelStopsHAProxyWhenTheWrapperDies(t *testing.T) {
 	wrapper, haproxy := sleeper(t), sleeper(t)
-	s, exited := startSentinel(t, wrapper.pid, haproxy.pid)
+	s, exited := startSentinel(t, wrapper.Pid(), haproxy.Pid())
 	defer s.Pipe.Close()
-	_ = syscall.Kill(wrapper.pid, syscall.SIGTERM) // dies "during the exec"
-	if !ended(haproxy, 10*time.Second) {
-		t.Fatalf("haproxy (pid %d) still running 10 s after the wrapper died", haproxy.pid)
-	}
-	if err := testutil.ErrWithin(exited, 10*time.Second); err != nil {
-		t.Fatalf("sentinel (still running 10 s after the wrapper died?): %v", err)
+	_ = syscall.Kill(wrapper.Pid(), syscall.SIGTERM) // dies "during the exec"
+	testutil.Recv(t, haproxy.Done(), 10*time.Second, fmt.Sprintf("end of haproxy (pid %d) after the wrapper died", haproxy.Pid()))
+	if err := testutil.Recv(t, exited, 10*time.Second, "end of the sentinel after the wrapper died"); err != nil {
+		t.Fatalf("sentinel after the wrapper died: %v", err)
 	}
 }
 
 func TestSentinelReleasedLeavesHAProxy(t *testing.T) {
 	wrapper, haproxy := sleeper(t), sleeper(t)
-	s, exited := startSentinel(t, wrapper.pid, haproxy.pid)
+	s, exited := startSentinel(t, wrapper.Pid(), haproxy.Pid())
 	Release(s.Pipe) // the new image caught its signals
-	if err := testutil.ErrWithin(exited, 10*time.Second); err != nil {
-		t.Fatalf("sentinel (still running 10 s after its release?): %v", err)
+	if err := testutil.Recv(t, exited, 10*time.Second, "end of the sentinel after its release"); err != nil {
+		t.Fatalf("sentinel after its release: %v", err)
 	}
-	if ended(haproxy, 200*time.Millisecond) {
-		t.Fatalf("haproxy ended although the wrapper lives")
+	// The sentinel ended without a kill: haproxy must not end either.
+	select {
+	case <-haproxy.Done():
+		t.Fatalf("haproxy (pid %d) ended although the wrapper lives: code %d", haproxy.Pid(), haproxy.Code())
+	case <-time.After(200 * time.Millisecond):
 	}
 }

@@ -447,16 +447,8 @@ func TestQueryStatsDialErrors(t *testing.T) {
 	// nothing listens on it any more.
 	t.Run("stale socket file", func(t *testing.T) {
 		path := statsSockPath(t)
-		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln.SetUnlinkOnClose(false)
-		ln.Close()
-		if _, err := os.Stat(path); err != nil {
-			t.Fatalf("socket file should remain: %v", err)
-		}
-		_, err = QueryStats(ctx, path, "show info")
+		testutil.StaleSocket(t, path)
+		_, err := QueryStats(ctx, path, "show info")
 		if err == nil {
 			t.Fatal("QueryStats() error = nil, want error")
 		}

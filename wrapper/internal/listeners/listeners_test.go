@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 	"haproxy-systemd-wrapper/wrapper/internal/testutil"
 )
 
@@ -135,8 +136,8 @@ func fakeSender(t *testing.T, socks []Socket, nothing bool) string {
 		done <- send(c, socks)
 	}()
 	t.Cleanup(func() {
-		if err := testutil.ErrWithin(done, 10*time.Second); err != nil {
-			t.Errorf("fake sender (finished within 10 s?): %v", err)
+		if err := testutil.Recv(t, done, 10*time.Second, "end of the fake sender"); err != nil {
+			t.Errorf("fake sender: %v", err)
 		}
 	})
 	return path
@@ -410,7 +411,7 @@ frontend f
 			t.Errorf("%s: v6only not seen on the socket", s.Describe())
 		}
 	}
-	firstHas, err := testutil.SocketInodes(first)
+	firstHas, err := proc.SocketInodes(first)
 	if err != nil {
 		t.Fatalf("haproxy's sockets: %v", err)
 	}
@@ -430,7 +431,7 @@ frontend f
 	h.Add(got)
 	second := startHAProxy(t, bin, "-f", cfg, "-db", "-x", h.Path())
 	if err := testutil.Poll(10*time.Second, 20*time.Millisecond, func() (bool, string) {
-		has, err := testutil.SocketInodes(second)
+		has, err := proc.SocketInodes(second)
 		return err == nil && h.Served() > 0 && haveAll(has, inos), fmt.Sprintf("served %d, its sockets %v (%v)", h.Served(), has, err)
 	}); err != nil {
 		t.Fatalf("the second haproxy (pid %d) did not take the held sockets %v: %v", second, inos, err)

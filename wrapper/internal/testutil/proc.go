@@ -10,13 +10,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
 )
 
 // Proc is a process a test started in a process group of its own.
 type Proc struct {
 	Cmd  *exec.Cmd
 	done chan struct{}
-	code int
 }
 
 // Start starts cmd in a process group of its own. At the end of the test
@@ -54,10 +57,6 @@ func StartGroup(cmd *exec.Cmd) (*Proc, error) {
 	p := &Proc{Cmd: cmd, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
-		p.code = cmd.ProcessState.ExitCode()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			p.code = 128 + int(ws.Signal())
-		}
 		close(p.done)
 	}()
 	return p, nil
@@ -79,15 +78,13 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// Code is the exit code, 128+N for a process killed by signal N; it is
-// known once Done is closed (-1 before).
+// Code is the exit code, 128+N for a process killed by signal N
+// (proc.StatusCode); it is known once Done is closed (-1 before).
 func (p *Proc) Code() int {
-	select {
-	case <-p.done:
-		return p.code
-	default:
+	if !p.Exited() || p.Cmd.ProcessState == nil { // nil: the wait itself failed
 		return -1
 	}
+	return proc.StatusCode(unix.WaitStatus(p.Cmd.ProcessState.Sys().(syscall.WaitStatus)))
 }
 
 // Nobody is the uid and gid of the other user in tests.

@@ -5,37 +5,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// SocketInodes is the inodes of the sockets among pid's descriptors
-// (/proc/PID/fd). A descriptor closed while they are read is left out.
-func SocketInodes(pid int) (map[uint64]bool, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	out := map[uint64]bool{}
-	for _, e := range ents {
-		l, err := os.Readlink(filepath.Join(dir, e.Name()))
-		if err != nil {
-			continue // closed meanwhile
-		}
-		if s, ok := strings.CutPrefix(l, "socket:["); ok {
-			ino, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s/%s -> %q: %v", dir, e.Name(), l, err)
-			}
-			out[ino] = true
-		}
-	}
-	return out, nil
-}
+	"haproxy-systemd-wrapper/wrapper/internal/proc"
+)
 
 // ListenInodes is the inodes, in order, of the sockets in LISTEN state that
 // pid holds among its own descriptors, found in the /proc/PID/net tables
@@ -47,7 +23,7 @@ func ListenInodes(t testing.TB, pid int, tables ...string) []uint64 {
 	if len(tables) == 0 {
 		t.Fatal("ListenInodes: no /proc/PID/net table named")
 	}
-	mine, err := SocketInodes(pid)
+	mine, err := proc.SocketInodes(pid)
 	if err != nil {
 		t.Fatalf("the sockets of pid %d: %v", pid, err)
 	}

@@ -59,22 +59,6 @@ func TestPollGivesTheLastDescription(t *testing.T) {
 	}
 }
 
-func TestErrWithin(t *testing.T) {
-	ch := make(chan error, 1)
-	if err := ErrWithin(ch, 10*time.Millisecond); err == nil {
-		t.Fatalf("ErrWithin of an empty channel: nil, want a timeout")
-	}
-	want := errors.New("boom")
-	ch <- want
-	if err := ErrWithin(ch, time.Second); err != want {
-		t.Fatalf("ErrWithin = %v, want %v", err, want)
-	}
-	ch <- nil
-	if err := ErrWithin(ch, time.Second); err != nil {
-		t.Fatalf("ErrWithin = %v, want nil", err)
-	}
-}
-
 // inodeOf is the inode of a socket of this process.
 func inodeOf(t *testing.T, s interface{ File() (*os.File, error) }) uint64 {
 	t.Helper()
@@ -149,5 +133,16 @@ func TestHoldConns(t *testing.T) {
 		if got := Recv(t, lines, 5*time.Second, "first line of a held connection"); got != "GET / HTTP/1.1\r\n" {
 			t.Errorf("held connection %d sent %q, want the first line of a request", i+1, got)
 		}
+	}
+}
+
+func TestStaleSocket(t *testing.T) {
+	path := filepath.Join(ShortDir(t), "stale.sock")
+	StaleSocket(t, path)
+	if c, err := net.Dial("unix", path); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dialing the stale socket %s: %v, want ECONNREFUSED", path, err)
 	}
 }

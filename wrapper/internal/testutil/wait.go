@@ -33,19 +33,6 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// ErrWithin is what ch delivers within d, or an error saying that nothing
-// came.
-func ErrWithin(ch <-chan error, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case err := <-ch:
-		return err
-	case <-t.C:
-		return fmt.Errorf("nothing within %s", d)
-	}
-}
-
 // Recv receives one value from ch, failing the test after d.
 func Recv[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
 	t.Helper()
